@@ -1,0 +1,204 @@
+"""The virtual-time bench: the real supervisor on mock pins, a simulated gun, a virtual clock.
+
+``simulate``, the test suite and users' own tests (through the ``gunguard_bench``
+pytest fixture) all drive this one class. Nothing here decides power: the bench only
+moves time, plays the operator and the gun, and records the events the supervisor
+emits.
+
+>>> from controller.config import GunguardConfig
+>>> bench = Bench(GunguardConfig())
+>>> bench.select("calf-left") is None
+True
+>>> bench.gun(ppm=2200, force_n=30)
+>>> bench.run(10.0)
+>>> bench.power_on, round(bench.supervisor.doses()["calf-left"].contact_seconds)
+(True, 10)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from controller import events
+from controller.admission import Refusal
+from controller.book import MemoryBook, TreatmentBook
+from controller.clock import VirtualClock
+from controller.config import GunguardConfig
+from controller.events import Event, EventBus
+from controller.supervisor import Supervisor
+from hardware.rig import Rig, build_rig
+from hardware.simgun import FORCE_FAULTS, SWITCH_FAULTS, TACH_FAULTS
+
+#: 2026-11-20T08:00:00Z: the calendar start of a bench unless told otherwise.
+DEFAULT_START_WALL = 1_795_075_200.0
+
+
+class Bench:
+    """The daemon in virtual time, stepped by the caller."""
+
+    def __init__(
+        self,
+        cfg: GunguardConfig,
+        *,
+        seed: int = 0,
+        start_wall: float = DEFAULT_START_WALL,
+        book: TreatmentBook | None = None,
+        book_factory: Callable[[VirtualClock], TreatmentBook] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.seed = seed
+        self.clock = VirtualClock(0.0, start_wall)
+        self.bus = EventBus()
+        self.events: list[Event] = []
+        self.bus.subscribe(self.events.append)
+        self._book_factory = book_factory
+        self._shared_book = book
+        self._boots = 0
+        self._stall_until = -math.inf
+        self._boot()
+
+    # -- life cycle -----------------------------------------------------------------
+    def _boot(self) -> None:
+        self._boots += 1
+        clock = self.clock
+        self.rig: Rig = build_rig(
+            self.cfg,
+            clock,
+            simulated_gun=True,
+            seed=self.seed * 1000 + self._boots,
+            at=clock.advance_to,
+        )
+        assert self.rig.gun is not None
+        self.sim = self.rig.gun
+        if self._book_factory is not None:
+            self.book: TreatmentBook = self._book_factory(clock)
+        else:
+            self.book = self._shared_book or MemoryBook()
+            self._shared_book = self.book
+        self.supervisor = Supervisor(
+            self.cfg,
+            clock,
+            force=self.rig.force,
+            switch=self.rig.switch,
+            bus=self.bus,
+            book=self.book,
+        )
+        self.rig.tachometer.connect(self.supervisor.on_tach_edge)
+        self._tick_s = 1.0 / self.cfg.loop.rate_hz
+        self._tick_origin = clock.monotonic()
+        self._tick_index = 1
+
+    def restart(self) -> None:
+        """The daemon restarts in place: a new supervisor, pins and all, on the same store.
+
+        The person still holds the gun: its set rate, force and faults carry over.
+        """
+        old = self.sim
+        self.supervisor.close()
+        self.rig.close()
+        close = getattr(self.book, "close", None)
+        if self._book_factory is not None and close is not None:
+            close()
+        self.emit(events.RESTART)
+        self._boot()
+        self.sim.set(ppm=old.set_ppm, force_n=old.force_n)
+        self.sim.faults = old.faults
+
+    def close(self) -> None:
+        self.supervisor.close()
+        self.rig.close()
+
+    # -- time ---------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.clock.monotonic()
+
+    def run_until(self, t: float) -> None:
+        """Advance virtual time to ``t``, ticking the loop at its rate on the way."""
+        clock = self.clock
+        sim = self.sim
+        tick = self.supervisor.tick
+        period = self._tick_s
+        origin = self._tick_origin
+        index = self._tick_index
+        stall_until = self._stall_until
+        while True:
+            next_tick = origin + index * period
+            if next_tick > t:
+                break
+            index += 1
+            sim.advance(next_tick)
+            clock.advance_to(next_tick)
+            if next_tick >= stall_until:
+                tick()
+        self._tick_index = index
+        sim.advance(t)
+        clock.advance_to(t)
+
+    def run(self, seconds: float) -> None:
+        self.run_until(self.now + seconds)
+
+    def stall_loop(self, milliseconds: float) -> None:
+        """The loop stops ticking for a while (a frozen process); the gun carries on."""
+        self._stall_until = self.now + milliseconds / 1000.0
+
+    def step_wall(self, seconds: float) -> None:
+        """The calendar clock steps (NTP sync, a boot without saved time)."""
+        self.clock.step_wall(seconds)
+        self.emit(events.WALL_CLOCK, step_s=seconds, wall=self.clock.wall())
+
+    # -- the operator ---------------------------------------------------------------------
+    def select(self, region: str | None) -> Refusal | None:
+        return self.supervisor.select_region(region)
+
+    def reset(self) -> bool:
+        return self.supervisor.reset()
+
+    # -- the gun ------------------------------------------------------------------------
+    def gun(self, ppm: float | None = None, force_n: float | None = None) -> None:
+        self.sim.set(ppm=ppm, force_n=force_n)
+
+    def fault(
+        self,
+        *,
+        force: str | None = None,
+        tach: str | None = None,
+        power_switch: str | None = None,
+        loop_stall_ms: float | None = None,
+    ) -> None:
+        for name, value, allowed in (
+            ("force", force, FORCE_FAULTS),
+            ("tach", tach, TACH_FAULTS),
+            ("power_switch", power_switch, SWITCH_FAULTS),
+        ):
+            if value is not None and value not in allowed:
+                raise ValueError(f"fault {name}: {value!r} is not one of {', '.join(allowed)}")
+        self.sim.inject(force=force, tach=tach, power_switch=power_switch, now=self.now)
+        if loop_stall_ms is not None:
+            self.stall_loop(loop_stall_ms)
+
+    # -- what happened ----------------------------------------------------------------------
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.bus.emit(Event(self.now, kind, fields))
+
+    @property
+    def power_on(self) -> bool:
+        return self.supervisor.power_on
+
+    def trips(self) -> list[str]:
+        return [e.fields["reason"] for e in self.events if e.kind == events.TRIP]
+
+    def first(self, kind: str, **match: Any) -> Event | None:
+        """The first event of ``kind`` whose fields include ``match``."""
+        for event in self.events:
+            if event.kind == kind and all(event.fields.get(k) == v for k, v in match.items()):
+                return event
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "regions": {name: d.summary() for name, d in self.supervisor.doses().items()},
+            "trips": self.trips(),
+        }

@@ -1,0 +1,136 @@
+"""``gunguard`` command line: run, check-config, schema, simulate, power-off, ...
+
+Exit status: 0 success; 1 a scenario expectation failed; 2 invalid config or
+scenario (listed in the unit's RestartPreventExitStatus=, so systemd does not
+restart-loop on a bad file); 3 hardware could not be initialised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from controller import configfile
+from controller.config import GunguardConfig
+from controller.configfile import EXIT_CONFIG, ConfigError
+
+EXIT_OK = 0
+EXIT_EXPECTATION = 1
+EXIT_HARDWARE = 3
+DEFAULT_CONFIG = "default"
+
+log = logging.getLogger("gunguard")
+
+
+def _load_config(name: str) -> GunguardConfig:
+    return configfile.load(name)
+
+
+def _report_config_error(exc: ConfigError) -> int:
+    print(f"gunguard: invalid configuration ({len(exc.problems)} problem(s)):", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = _load_config(args.file)
+    except ConfigError as exc:
+        return _report_config_error(exc)
+    regions = [n for n, r in cfg.regions.items() if r.allowed]
+    print(f"{args.file}: valid ({len(regions)} treatable regions: {', '.join(regions)})")
+    print(f"config hash {configfile.config_hash(cfg)}")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(GunguardConfig.model_json_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from controller.simulate import simulate
+
+    return simulate(Path(args.scenario), config=args.config, as_json=args.json, db=args.db)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from controller.run import run
+
+    return run(args)
+
+
+def cmd_power_off(args: argparse.Namespace) -> int:
+    """ExecStopPost=: force the motor pin to its off level, whatever happened before."""
+    try:
+        cfg = _load_config(args.config)
+    except ConfigError as exc:
+        _report_config_error(exc)
+        print("gunguard: using the built-in default motor pin to force power off", file=sys.stderr)
+        cfg = GunguardConfig()
+    from hardware.poweroff import force_power_off
+
+    motor = cfg.hardware.motor_power
+    force_power_off(motor.pin, motor.active_high, cfg.hardware.pin_factory)
+    print(f"motor power pin {motor.pin} forced off")
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gunguard",
+        description="Safety supervisor for a percussive massage gun on a Raspberry Pi.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("run", cmd_run, "run the supervisor daemon")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="config file or shipped name")
+    p.add_argument(
+        "--sim-gun",
+        metavar="SCENARIO",
+        help="run against the simulated gun on mock pins, playing SCENARIO in real time",
+    )
+    p.add_argument("--json", action="store_true", help="with --sim-gun: events as JSON lines")
+
+    p = add("check-config", cmd_check_config, "validate a config file (exit 0, or 2 with errors)")
+    p.add_argument("file", help="config file or shipped name")
+
+    add("schema", cmd_schema, "print the config's JSON Schema (for editors)")
+
+    p = add("simulate", cmd_simulate, "run a scenario in virtual time")
+    p.add_argument("scenario", help="scenario YAML file")
+    p.add_argument("--config", help="config file or shipped name (overrides the scenario's)")
+    p.add_argument("--json", action="store_true", help="one JSON object per event")
+    p.add_argument("--db", help="treatment store to use (default: a temporary one)")
+
+    p = add("power-off", cmd_power_off, "force the motor power pin off (systemd ExecStopPost=)")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="config file or shipped name")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        from controller.logsetup import setup_logging
+    except ImportError:  # pragma: no cover - during bootstrap
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    else:
+        setup_logging(args.verbose)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""``gunguard run``: the daemon. Builds everything from the config and runs the loop.
+
+Order matters and is the safety argument of start-up: the motor switch is created
+(off) before any other hardware; the supervisor starts with power off and no region;
+the loop runs in the main thread so signals are handled between ticks; every exit
+path (return, signal, exception) passes through ``finally`` blocks that cut power
+before the pins are released.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from controller import eventfmt
+from controller.clock import RealClock
+from controller.config import GunguardConfig
+from controller.events import Event, EventBus
+from controller.loop import LoopWatchdog, RealtimeLoop
+from controller.scenario import Scenario, apply_step
+from controller.supervisor import Supervisor
+from hardware.rig import Rig, build_rig
+from hardware.simgun import SimulatedGun
+
+log = logging.getLogger(__name__)
+
+SIM_GUN_PERIOD_S = 0.0005
+
+
+class SimGunDriver(threading.Thread):
+    """Moves the simulated gun through real time (its edges reach gpiozero callbacks)."""
+
+    def __init__(self, gun: SimulatedGun, clock: RealClock, stop: threading.Event) -> None:
+        super().__init__(name="gunguard-sim-gun", daemon=True)
+        self._gun = gun
+        self._clock = clock
+        self._stop = stop
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self._gun.advance(self._clock.monotonic())
+            time.sleep(SIM_GUN_PERIOD_S)
+
+
+class LiveOperator:
+    """Plays a scenario's steps against the live daemon (the real-time demo)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    def select(self, region: str | None) -> None:
+        self._daemon.supervisor.select_region(region)
+
+    def reset(self) -> None:
+        self._daemon.supervisor.reset()
+
+    def gun(self, ppm: float | None = None, force_n: float | None = None) -> None:
+        assert self._daemon.rig.gun is not None
+        self._daemon.rig.gun.set(ppm=ppm, force_n=force_n)
+
+    def fault(self, **faults: Any) -> None:
+        stall = faults.pop("loop_stall_ms", None)
+        assert self._daemon.rig.gun is not None
+        self._daemon.rig.gun.inject(now=time.monotonic(), **faults)
+        if stall is not None:
+            self._daemon.loop.stall(stall)
+
+    def restart(self) -> None:
+        raise ValueError("restart steps only run in `gunguard simulate` (virtual time)")
+
+    def step_wall(self, seconds: float) -> None:
+        raise ValueError("wall_clock steps only run in `gunguard simulate` (virtual time)")
+
+    def firmware_step(self, link: Any, firmware: Any) -> None:
+        raise ValueError("link/firmware steps only run in `gunguard simulate` (virtual time)")
+
+
+class Daemon:
+    """Everything ``gunguard run`` owns, with a start-up order that keeps power off."""
+
+    def __init__(self, cfg: GunguardConfig, *, simulated_gun: bool = False) -> None:
+        self.cfg = cfg
+        self.clock = RealClock()
+        self.bus = EventBus()
+        self.stop_event = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._closers: list[Callable[[], None]] = []
+        self.rig: Rig = build_rig(cfg, self.clock, simulated_gun=simulated_gun)
+        try:
+            self.supervisor = Supervisor(
+                cfg, self.clock, force=self.rig.force, switch=self.rig.switch, bus=self.bus
+            )
+            self.rig.tachometer.connect(self.supervisor.on_tach_edge)
+            self.loop = RealtimeLoop(self.supervisor, self.clock, cfg.loop.rate_hz)
+            self.watchdog = LoopWatchdog(
+                self.supervisor, self.clock, cfg.loop.max_loop_gap_ms / 1000.0
+            )
+        except BaseException:
+            self.rig.close()
+            raise
+        if not self.rig.switch.pin_is_inactive():
+            self.rig.close()
+            raise RuntimeError("the motor power pin does not read back as off after start-up")
+
+    def add_thread(self, thread: threading.Thread) -> None:
+        self._threads.append(thread)
+
+    def add_closer(self, closer: Callable[[], None]) -> None:
+        """Run ``closer`` on exit, after power is off, before the pins are released."""
+        self._closers.append(closer)
+
+    def request_stop(self, *_: Any) -> None:
+        self.stop_event.set()
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT or :meth:`request_stop`. Power is off on return."""
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            if self.rig.gun is not None:
+                self.add_thread(SimGunDriver(self.rig.gun, self.clock, self.stop_event))
+            self.watchdog.start()
+            for thread in self._threads:
+                thread.start()
+            log.info("gunguard running: loop %g Hz, power off, no region", self.cfg.loop.rate_hz)
+            self.loop.run(self.stop_event)
+        finally:
+            self.supervisor.close()
+            self.stop_event.set()
+            self.watchdog.stop()
+            for closer in reversed(self._closers):
+                try:
+                    closer()
+                except Exception:
+                    log.exception("error while shutting down %r", closer)
+            self.rig.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            log.info("gunguard stopped: power off")
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.warning("received %s: stopping", signal.Signals(signum).name)
+        self.request_stop()
+
+
+def play_live(daemon: Daemon, scenario: Scenario, *, then_stop: bool = True) -> threading.Thread:
+    """A thread that plays ``scenario``'s steps in real time against ``daemon``."""
+    operator = LiveOperator(daemon)
+
+    def player() -> None:
+        start = time.monotonic()
+        try:
+            for step in sorted(scenario.steps, key=lambda s: s.at):
+                if daemon.stop_event.wait(max(0.0, start + step.at - time.monotonic())):
+                    return
+                apply_step(operator, step)  # type: ignore[arg-type]
+            daemon.stop_event.wait(max(0.0, start + scenario.duration - time.monotonic()))
+        except Exception:
+            log.exception("scenario step failed")
+        if then_stop:
+            daemon.request_stop()
+
+    return threading.Thread(target=player, name="gunguard-scenario", daemon=True)
+
+
+def print_events_live(bus: EventBus, *, as_json: bool, since: float) -> None:
+    """Print each event as it happens, timed from ``since`` (the daemon's start)."""
+    fmt = eventfmt.json_line if as_json else eventfmt.human
+
+    def show(event: Event) -> None:
+        print(fmt(Event(event.t - since, event.kind, event.fields)), flush=True)
+
+    bus.subscribe(show)
+
+
+def scenario_path_base(path: Path) -> Path:
+    return path.resolve().parent

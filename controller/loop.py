@@ -1,0 +1,97 @@
+"""The real-time control loop: tick the supervisor at ``loop.rate_hz`` until told to stop.
+
+Deadlines are absolute (``start + n * period``), so lateness does not accumulate;
+after a long stall the schedule restarts from now instead of bursting to catch up
+(the supervisor has already tripped ``loop_overrun`` for the gap).
+
+:class:`LoopWatchdog` is the in-process dead-man: a second thread that cuts power and
+trips ``loop_overrun`` when the loop has not ticked for ``max_loop_gap_ms``, the way an
+MCU's timer forces its outputs off when the host falls silent. (Against a frozen
+*process*, the dynamic enable and systemd's watchdog are the answers.)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from controller import reasons as why
+from controller.clock import Clock
+from controller.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+TickHook = Callable[[float], None]
+
+
+class RealtimeLoop:
+    """Runs :meth:`Supervisor.tick` on a fixed period in the calling thread."""
+
+    def __init__(self, supervisor: Supervisor, clock: Clock, rate_hz: float) -> None:
+        self.supervisor = supervisor
+        self._clock = clock
+        self.period = 1.0 / rate_hz
+        self._hooks: list[TickHook] = []
+        self._stall_s = 0.0
+        self.ticks = 0
+
+    def add_hook(self, hook: TickHook) -> None:
+        """Run ``hook(now)`` after every tick (systemd watchdog gate, ...). Keep it cheap."""
+        self._hooks.append(hook)
+
+    def stall(self, milliseconds: float) -> None:
+        """Fault injection: the next iteration sleeps this long instead of ticking."""
+        self._stall_s = milliseconds / 1000.0
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick until ``stop`` is set; power is off when this returns or raises."""
+        clock = self._clock
+        tick = self.supervisor.tick
+        hooks = self._hooks
+        period = self.period
+        deadline = clock.monotonic()
+        try:
+            while not stop.is_set():
+                if self._stall_s:
+                    stalled, self._stall_s = self._stall_s, 0.0
+                    time.sleep(stalled)
+                tick()
+                self.ticks += 1
+                now = clock.monotonic()
+                for hook in hooks:
+                    hook(now)
+                deadline += period
+                delay = deadline - clock.monotonic()
+                if delay > 0.0:
+                    time.sleep(delay)
+                elif delay < -period:
+                    deadline = clock.monotonic()
+        finally:
+            self.supervisor.close()
+
+
+class LoopWatchdog(threading.Thread):
+    """Trips ``loop_overrun`` from outside the loop when ticks stop coming."""
+
+    def __init__(self, supervisor: Supervisor, clock: Clock, max_gap_s: float) -> None:
+        super().__init__(name="gunguard-loop-watchdog", daemon=True)
+        self._supervisor = supervisor
+        self._clock = clock
+        self._max_gap_s = max_gap_s
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        check_every = self._max_gap_s / 4.0
+        while not self._stop.wait(check_every):
+            gap = self._clock.monotonic() - self._supervisor.last_tick
+            if gap > self._max_gap_s:
+                self._supervisor.trip(
+                    why.LOOP_OVERRUN,
+                    f"loop silent for {gap * 1000:.1f} ms (max_loop_gap_ms "
+                    f"{self._max_gap_s * 1000:g}), seen by the watchdog thread",
+                )
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,47 @@
+"""``gunguard run``: load the config, build the daemon, run it; exit codes for systemd."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from controller import configfile, eventfmt
+from controller.configfile import ConfigError
+from controller.daemon import Daemon, play_live, print_events_live
+from controller.scenario import load_scenario
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_CONFIG, EXIT_HARDWARE = 0, configfile.EXIT_CONFIG, 3
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = configfile.load(args.config)
+        scenario = load_scenario(Path(args.sim_gun)) if args.sim_gun else None
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("invalid configuration: %s", problem)
+            print(f"gunguard: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        daemon = Daemon(cfg, simulated_gun=scenario is not None)
+    except Exception as exc:
+        log.critical("hardware initialisation failed: %s", exc)
+        print(f"gunguard: hardware initialisation failed: {exc}", file=sys.stderr)
+        return EXIT_HARDWARE
+    if scenario is not None:
+        if not args.verbose:  # the printed events are the output; the log would repeat them
+            logging.getLogger("controller.supervisor").setLevel(logging.CRITICAL)
+        print_events_live(daemon.bus, as_json=args.json, since=daemon.clock.monotonic())
+        daemon.add_thread(play_live(daemon, scenario))
+    daemon.run()
+    if scenario is not None:
+        summary = {
+            "regions": {n: d.summary() for n, d in daemon.supervisor.doses().items()},
+            "trips": [],
+        }
+        print("\n".join(eventfmt.summary_lines(summary)))
+    return EXIT_OK

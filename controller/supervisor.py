@@ -1,0 +1,503 @@
+"""The safety supervisor: every limit judged on gunguard's own sensors, one power decision.
+
+Read this file top to bottom to know when the motor has power:
+
+* :meth:`Supervisor._power_wanted` is the only place that decides the power output:
+  on only while an admitted region is selected, no trip is latched and the
+  supervisor is running. Everything else changes those three facts and calls
+  :meth:`Supervisor._apply_power`.
+* :meth:`Supervisor.trip` is the one latched, idempotent trip: it cuts power first
+  (without waiting for a lock), then latches the reason, then tells the listeners.
+  Only :meth:`Supervisor.reset` clears it, and a reset deselects the region, so it
+  never starts the motor by itself.
+* :meth:`Supervisor.tick` is the control-loop body (force, rate, dose, stall, loop
+  gap, plug-in checks); :meth:`Supervisor.on_tach_edge` judges overspeed and tach
+  plausibility on the edge itself, so a cut never waits for the next tick.
+
+Time comes from the injected clock; edge timestamps come from the pin driver in the
+same monotonic domain. All state changes happen under one re-entrant lock, because
+edges arrive on gpiozero's callback thread while the loop ticks on its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller import admission, events
+from controller import reasons as why
+from controller.admission import Refusal
+from controller.book import MemoryBook, TreatmentBook
+from controller.ceilings import DOSE_WARNING, POWER_SWITCH_CHECK_S
+from controller.clock import Clock
+from controller.config import GunguardConfig
+from controller.dose import RegionDose
+from controller.events import Event, EventBus
+from controller.limits import OVERSPEED_CONFIRM, Limits, RegionLimits
+from controller.tach import TachRateMeter
+from hardware.force import ForceSensor
+from hardware.motor import MotorSwitch
+
+log = logging.getLogger(__name__)
+
+AdmissionCheck = Callable[[str, float], Refusal | None]
+TickCheck = Callable[[float], tuple[str, str] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    reason: str
+    detail: str
+    t: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent view for status displays (never used for decisions)."""
+
+    t: float
+    state: str  # idle | armed | tripped
+    region: str | None
+    power_on: bool
+    rate_ppm: float
+    force_n: float
+    cap_ppm: float | None
+    max_force_n: float | None
+    trip_reason: str | None
+    trip_detail: str | None
+    doses: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Supervisor:
+    """Sensors in, motor power out, limits enforced.
+
+    ``force`` and ``switch`` are the drivers; the tachometer driver is wired to
+    :meth:`on_tach_edge`. The supervisor owns neither the loop timing nor the pins'
+    life cycle: :mod:`controller.loop` ticks it and the daemon closes the hardware.
+    """
+
+    def __init__(
+        self,
+        cfg: GunguardConfig,
+        clock: Clock,
+        *,
+        force: ForceSensor,
+        switch: MotorSwitch,
+        bus: EventBus | None = None,
+        book: TreatmentBook | None = None,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._switch = switch
+        switch.off()  # de-energised before anything else can happen
+        self._clock = clock
+        self._force = force
+        self.bus = bus or EventBus()
+        self.book = book or MemoryBook()
+        self.bus.subscribe(self.book.on_event)
+        self._admission_checks: list[AdmissionCheck] = []
+        self._tick_checks: list[TickCheck] = []
+        #: The rule "contact, power, no pulses -> tach_stall"; the serial link replaces
+        #: it with a firmware-based one while the link is up.
+        self.contact_stall_rule = True
+
+        self._running = True
+        self._power_on = False
+        self._trip: Trip | None = None
+        self._trip_reasons: set[str] = set()
+        self._region: RegionLimits | None = None
+        self._dose: RegionDose | None = None
+        self._doses: dict[str, RegionDose] = {}
+
+        now = clock.monotonic()
+        self._last_tick = now
+        self._power_off_since = now
+        self._over_cap_edges = 0
+        self._over_hw_edges = 0
+        self._over_force_since: float | None = None
+        self._stall_since: float | None = None
+        self._last_raw = -1.0
+        self._raw_since = now
+        self.rate_ppm = 0.0
+        self.force_n = 0.0
+        self.configure(cfg)
+        restored = self.book.restored_trip()
+        if restored is not None:
+            self.trip(*restored)
+
+    # -- configuration ------------------------------------------------------------------
+    def configure(self, cfg: GunguardConfig) -> None:
+        """Adopt a validated config (at start, and on reload: see controller.reload)."""
+        with self._lock:
+            self.cfg = cfg
+            self.limits = Limits.from_config(cfg)
+            lim = self.limits
+            old = getattr(self, "_meter", None)
+            self._meter = TachRateMeter(
+                lim.pulses_per_percussion, lim.min_pulse_interval_s, lim.stopped_after_s
+            )
+            if old is not None and old.last_edge is not None:
+                self._meter.last_edge = old.last_edge
+            if self._region is not None:
+                name = self._region.name
+                self._region = lim.regions.get(name)
+                self._doses = {
+                    n: RegionDose(lim.regions[n], d.seconds)
+                    for n, d in self._doses.items()
+                    if n in lim.regions
+                }
+                self._dose = self._doses.get(name)
+                refusal = self._admit(name)
+                if refusal is not None:
+                    self._deselect()
+                    self._emit(events.REFUSED, **_refusal_fields(refusal))
+                self._apply_power(self._clock.monotonic())
+
+    def add_admission_check(self, check: AdmissionCheck) -> None:
+        """Another component's veto on arming a region (called with region, wall time)."""
+        self._admission_checks.append(check)
+
+    def add_tick_check(self, check: TickCheck) -> None:
+        """Another component's per-tick check; a returned (reason, detail) trips."""
+        self._tick_checks.append(check)
+
+    # -- the power decision ---------------------------------------------------------------
+    def _power_wanted(self) -> bool:
+        """THE power decision: an admitted region, no latched trip, supervisor running."""
+        return self._region is not None and self._trip is None and self._running
+
+    def _apply_power(self, now: float) -> None:
+        want = self._power_wanted()
+        if want == self._power_on:
+            return
+        if want:
+            self._switch.on(now)
+        else:
+            self._switch.off()
+            self._power_off_since = now
+        self._power_on = want
+        self._emit(events.POWER, on=want)
+
+    @property
+    def power_on(self) -> bool:
+        return self._power_on
+
+    # -- the trip -------------------------------------------------------------------------
+    def trip(self, reason: str, detail: str = "") -> bool:
+        """Cut power, latch ``reason``, tell everyone. Idempotent per reason.
+
+        Safe from any thread. Returns False when ``reason`` was already latched. A
+        different reason while latched is announced too (a welded switch after an
+        overspeed matters), but the first reason stays the latch's reason.
+        """
+        self._switch.off()  # first, unconditionally: needs no lock and is idempotent
+        with self._lock:
+            self._switch.off()  # again under the lock: a tick may have re-energised meanwhile
+            if reason in self._trip_reasons:
+                return False
+            now = self._clock.monotonic()
+            self._trip_reasons.add(reason)
+            if self._trip is None:
+                self._trip = Trip(reason, detail, now)
+            if self._power_on:
+                self._power_on = False
+                self._power_off_since = now
+                self._emit(events.POWER, on=False)
+            level = logging.CRITICAL if reason in why.CRITICAL else logging.ERROR
+            log.log(level, "TRIP %s: %s", reason, detail)
+            self._emit(events.TRIP, reason=reason, detail=detail)
+            return True
+
+    @property
+    def latched(self) -> Trip | None:
+        return self._trip
+
+    def reset(self) -> bool:
+        """Clear a latched trip. Power stays off: the region must be selected again."""
+        with self._lock:
+            if self._trip is None:
+                return False
+            cleared = self._trip
+            self._trip = None
+            self._trip_reasons.clear()
+            self._deselect()
+            self._meter.clear()
+            self._over_cap_edges = self._over_hw_edges = 0
+            self._over_force_since = self._stall_since = None
+            log.warning("reset: cleared trip %s", cleared.reason)
+            self._emit(events.RESET, cleared=cleared.reason)
+            self._apply_power(self._clock.monotonic())
+            return True
+
+    # -- operator actions -------------------------------------------------------------------
+    def select_region(self, name: str | None) -> Refusal | None:
+        """Select (and so arm) a region, or deselect with None. Returns a refusal, if any.
+
+        A refused selection leaves no region selected: power is off afterwards.
+        """
+        with self._lock:
+            now = self._clock.monotonic()
+            if name is None:
+                self._deselect()
+                self._apply_power(now)
+                return None
+            refusal = self._admit(name)
+            if refusal is not None:
+                self._deselect()
+                self._apply_power(now)
+                log.warning("refused %s: %s (%s)", name, refusal.reason, refusal.detail)
+                self._emit(events.REFUSED, **_refusal_fields(refusal))
+                return refusal
+            self._region = self.limits.regions[name]
+            dose = self._doses.get(name)
+            if dose is None:
+                dose = RegionDose(self._region, self.book.current_seconds(name, self._clock.wall()))
+                self._doses[name] = dose
+            self._dose = dose
+            self._over_force_since = self._stall_since = None
+            self._emit(events.REGION, region=name)
+            self._apply_power(now)
+            return None
+
+    def stop(self) -> None:
+        """Disarm (deselect the region). Not a trip: nothing to reset."""
+        self.select_region(None)
+
+    def _deselect(self) -> None:
+        if self._region is not None:
+            self._region = None
+            self._dose = None
+            self._emit(events.REGION, region=None)
+
+    def _admit(self, name: str) -> Refusal | None:
+        """Every rule that can refuse a region, cheapest and most basic first."""
+        if self._trip is not None:
+            return Refusal(
+                admission.TRIP_LATCHED, name, f"trip {self._trip.reason} is latched: reset first"
+            )
+        wall = self._clock.wall()
+        today = dt.datetime.fromtimestamp(wall).date()
+        refusal = admission.screen(name, self.limits, self.cfg.screening, today)
+        if refusal is not None:
+            return refusal
+        raw = self._force.read_raw()
+        if not self._force.plausible(raw):
+            return Refusal(admission.FORCE_SENSOR_FAULT, name, self._force.describe_fault(raw))
+        refusal = self.book.admit(name, wall)
+        if refusal is not None:
+            return refusal
+        dose = self._doses.get(name)
+        seconds = dose.seconds if dose is not None else self.book.current_seconds(name, wall)
+        if RegionDose(self.limits.regions[name], seconds).dose >= 1.0:
+            return Refusal(admission.REGION_DOSE, name, "this treatment's dose is used up")
+        for check in self._admission_checks:
+            refusal = check(name, wall)
+            if refusal is not None:
+                return refusal
+        return None
+
+    # -- sensors ----------------------------------------------------------------------------
+    def on_tach_edge(self, t: float, active: bool) -> None:
+        """A tachometer edge at pin time ``t``: judge rate limits now, not at the next tick."""
+        if not active:
+            return
+        with self._lock:
+            meter = self._meter
+            previous = meter.last_edge
+            rate = meter.edge(t, True)
+            lim = self.limits
+            if previous is not None and t - previous < lim.min_pulse_interval_s:
+                self.trip(
+                    why.TACH_IMPLAUSIBLE,
+                    f"pulse interval {(t - previous) * 1000:.3f} ms is shorter than any motor "
+                    f"makes ({lim.min_pulse_interval_s * 1000:.3f} ms): noise on the tach line",
+                )
+                return
+            if rate > lim.hardware_max_ppm:
+                self._over_hw_edges += 1
+                if self._over_hw_edges >= OVERSPEED_CONFIRM:
+                    self.trip(
+                        why.TACH_IMPLAUSIBLE,
+                        f"measured {rate:.0f} ppm above hardware_max_ppm {lim.hardware_max_ppm:g}",
+                    )
+            else:
+                self._over_hw_edges = 0
+            region = self._region
+            if region is not None and rate > region.trip_ppm:
+                self._over_cap_edges += 1
+                if self._over_cap_edges >= OVERSPEED_CONFIRM:
+                    self.trip(
+                        why.OVERSPEED,
+                        f"measured {rate:.0f} ppm > {region.name} cap {region.cap_ppm:g} ppm "
+                        f"(+tolerance: {region.trip_ppm:.0f})",
+                    )
+            else:
+                self._over_cap_edges = 0
+            if not self._power_on and t - self._power_off_since > POWER_SWITCH_CHECK_S:
+                self.trip(
+                    why.POWER_SWITCH_FAULT,
+                    f"tach still pulsing ({rate:.0f} ppm) {t - self._power_off_since:.2f} s "
+                    "after power was cut: switch welded or shorted",
+                )
+
+    # -- the control loop body ----------------------------------------------------------------
+    def tick(self) -> None:
+        """One control-loop iteration. Any exception here trips and leaves power off."""
+        now = self._clock.monotonic()
+        with self._lock:
+            try:
+                self._tick(now)
+            except Exception as exc:
+                self._switch.off()
+                log.exception("exception in the control loop")
+                self.trip(why.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+
+    def _tick(self, now: float) -> None:
+        lim = self.limits
+        gap = now - self._last_tick
+        self._last_tick = now
+        if gap > lim.max_loop_gap_s:
+            self.trip(
+                why.LOOP_OVERRUN,
+                f"no tick for {gap * 1000:.1f} ms (max_loop_gap_ms {lim.max_loop_gap_s * 1000:g})",
+            )
+
+        rate = self._meter.rate_at(now)
+        self.rate_ppm = rate
+        percussing = rate > 0.0
+
+        force_sensor = self._force
+        raw = force_sensor.read_raw()
+        if raw < force_sensor.valid_min or raw > force_sensor.valid_max:
+            self.trip(why.FORCE_SENSOR_FAULT, force_sensor.describe_fault(raw))
+        force = force_sensor.newtons(raw)
+        self.force_n = force
+        contact = force >= lim.contact_force_n
+        if raw != self._last_raw or not (percussing and contact):
+            self._last_raw = raw
+            self._raw_since = now
+        elif now - self._raw_since > lim.force_frozen_s:
+            self.trip(
+                why.FORCE_SENSOR_FAULT,
+                f"raw {raw:.4f} unchanged for {now - self._raw_since:.2f} s while percussing "
+                "in contact: reading frozen",
+            )
+
+        region = self._region
+        if region is not None:
+            if force > region.max_force_n:
+                if self._over_force_since is None:
+                    self._over_force_since = now
+                elif now - self._over_force_since >= lim.force_debounce_s:
+                    self.trip(
+                        why.OVERFORCE,
+                        f"{force:.1f} N > {region.name} max {region.max_force_n:g} N for "
+                        f"{(now - self._over_force_since) * 1000:.0f} ms",
+                    )
+            else:
+                self._over_force_since = None
+            dose = self._dose
+            if dose is not None and percussing and contact:
+                band = region.band_index(rate)
+                level = dose.add(band, gap)
+                self.book.add_contact(region.name, band, gap, self._clock.wall())
+                if level >= 1.0:
+                    self.trip(
+                        why.REGION_DOSE,
+                        f"{region.name} dose {level:.3f} after {dose.contact_seconds:.1f} s "
+                        f"of contact ({_bands_text(dose)})",
+                    )
+                elif level >= DOSE_WARNING and not dose.warned:
+                    dose.warned = True
+                    self._emit(
+                        events.WARNING,
+                        reason=why.DOSE_NEAR_LIMIT,
+                        detail=f"{region.name} dose {level:.2f}, "
+                        f"{dose.seconds_left():.0f} s left at <= {region.bands[0].up_to_ppm:g} ppm",
+                        region=region.name,
+                        dose=round(level, 4),
+                    )
+
+        if self._power_on and contact and not percussing and self.contact_stall_rule:
+            if self._stall_since is None:
+                self._stall_since = now
+            elif now - self._stall_since >= lim.no_tach_contact_s:
+                self.trip(
+                    why.TACH_STALL,
+                    f"{force:.1f} N contact with power on and no tach pulse for "
+                    f"{now - self._stall_since:.1f} s: motor stalled or tachometer lost",
+                )
+        else:
+            self._stall_since = None
+
+        for check in self._tick_checks:
+            result = check(now)
+            if result is not None:
+                self.trip(*result)
+
+        self._apply_power(now)
+        if self._power_on:
+            self._switch.refresh(now)
+
+    # -- life cycle and views ------------------------------------------------------------------
+    def close(self) -> None:
+        """Power off for good (exit path). Idempotent."""
+        self._switch.off()
+        with self._lock:
+            self._running = False
+            self._apply_power(self._clock.monotonic())
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        self.bus.emit(Event(self._clock.monotonic(), kind, fields))
+
+    @property
+    def region(self) -> str | None:
+        return self._region.name if self._region is not None else None
+
+    @property
+    def last_tick(self) -> float:
+        return self._last_tick
+
+    def doses(self) -> dict[str, RegionDose]:
+        with self._lock:
+            return dict(self._doses)
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            region = self._region
+            trip = self._trip
+            state = "tripped" if trip else ("armed" if region else "idle")
+            return Snapshot(
+                t=self._clock.monotonic(),
+                state=state,
+                region=region.name if region else None,
+                power_on=self._power_on,
+                rate_ppm=self.rate_ppm,
+                force_n=self.force_n,
+                cap_ppm=region.cap_ppm if region else None,
+                max_force_n=region.max_force_n if region else None,
+                trip_reason=trip.reason if trip else None,
+                trip_detail=trip.detail if trip else None,
+                doses={name: d.summary() for name, d in self._doses.items()},
+            )
+
+
+def _refusal_fields(refusal: Refusal) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "reason": refusal.reason,
+        "region": refusal.region,
+        "detail": refusal.detail,
+    }
+    if refusal.until is not None:
+        fields["until"] = dt.datetime.fromtimestamp(refusal.until, dt.UTC).isoformat()
+    return fields
+
+
+def _bands_text(dose: RegionDose) -> str:
+    return ", ".join(
+        f"{s:.1f} s <= {b.up_to_ppm:g} ppm"
+        for s, b in zip(dose.seconds, dose.limits.bands, strict=True)
+    )

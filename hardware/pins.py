@@ -1,0 +1,108 @@
+"""Pin factories: gpiozero's own on a Pi, mock pins on a bench, mock pins in virtual time.
+
+gpiozero's ``MockPin`` stamps every change with ``time.monotonic()``. The
+:class:`ClockedMockFactory` below stamps with an injected clock instead, so the
+simulated gun can drive real gpiozero edge callbacks (``when_changed(ticks, state)``)
+at exact virtual times: the supervisor code above the pins is the same in both.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import deque
+from typing import Any
+
+from gpiozero import Device, PinFactoryFallback
+from gpiozero.pins import Factory
+from gpiozero.pins.mock import MockFactory, MockPin, PinState
+
+from controller.clock import Clock, RealClock
+
+
+class ClockedMockPin(MockPin):
+    """A mock pin whose change times come from its factory's clock.
+
+    Its history is bounded: a dynamic motor enable toggles a thousand times a second.
+    """
+
+    HISTORY = 4096
+
+    def __init__(self, factory: MockFactory, info: Any) -> None:
+        super().__init__(factory, info)
+        self.states = deque(self.states, maxlen=self.HISTORY)
+
+    def clear_states(self) -> None:
+        super().clear_states()
+        self.states = deque(self.states, maxlen=self.HISTORY)
+
+    @property
+    def last_change(self) -> float:
+        """Clock time of the latest change of state."""
+        return self._last_change
+
+    def _change_state(self, value: bool) -> bool:
+        if self._state != value:
+            t = self._factory.ticks()
+            self._state = value
+            self.states.append(PinState(t - self._last_change, value))
+            self._last_change = t
+            return True
+        return False
+
+
+class ClockedMockFactory(MockFactory):
+    """gpiozero's mock factory on an injected clock (virtual time in ``simulate``)."""
+
+    def __init__(self, clock: Clock, **kwargs: Any) -> None:
+        self._clock = clock
+        kwargs.setdefault("pin_class", ClockedMockPin)
+        super().__init__(**kwargs)
+
+    def ticks(self) -> float:  # type: ignore[override]
+        return self._clock.monotonic()
+
+    @staticmethod
+    def ticks_diff(later: float, earlier: float) -> float:
+        return later - earlier
+
+
+class PinFactoryError(RuntimeError):
+    """The requested pin factory is not available: gunguard will not guess another."""
+
+
+def make_pin_factory(name: str | None, clock: Clock | None = None) -> Factory:
+    """Build the configured factory; a silent fallback to another one is an error.
+
+    ``mock`` gives mock pins on ``clock`` (real time when None). ``None`` lets gpiozero
+    choose, but its ``PinFactoryFallback`` warning is turned into :class:`PinFactoryError`,
+    because on a device a quiet fallback means driving pins through the wrong library.
+    """
+    if name == "mock":
+        return ClockedMockFactory(clock or RealClock())
+    if name is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PinFactoryFallback)
+            try:
+                return Device._default_pin_factory()
+            except (PinFactoryFallback, Exception) as exc:
+                raise PinFactoryError(f"no usable GPIO pin factory: {exc}") from exc
+    try:
+        if name == "lgpio":
+            from gpiozero.pins.lgpio import LGPIOFactory
+
+            return LGPIOFactory()
+        if name == "rpigpio":
+            from gpiozero.pins.rpigpio import RPiGPIOFactory
+
+            return RPiGPIOFactory()
+        if name == "pigpio":
+            from gpiozero.pins.pigpio import PiGPIOFactory
+
+            return PiGPIOFactory()
+        if name == "native":
+            from gpiozero.pins.native import NativeFactory
+
+            return NativeFactory()
+    except Exception as exc:
+        raise PinFactoryError(f"pin factory {name!r} is not usable here: {exc}") from exc
+    raise PinFactoryError(f"unknown pin factory {name!r}")
