@@ -36,12 +36,16 @@ def run(args: argparse.Namespace) -> int:
         if not args.verbose:  # the printed events are the output; the log would repeat them
             logging.getLogger("controller.supervisor").setLevel(logging.CRITICAL)
         print_events_live(daemon.bus, as_json=args.json, since=daemon.clock.monotonic())
+        trips: list[str] = []
+        daemon.bus.subscribe(
+            lambda e: trips.append(e.fields["reason"]) if e.kind == "trip" else None
+        )
         daemon.add_thread(play_live(daemon, scenario))
     daemon.run()
     if scenario is not None:
         summary = {
             "regions": {n: d.summary() for n, d in daemon.supervisor.doses().items()},
-            "trips": [],
+            "trips": trips,
         }
         print("\n".join(eventfmt.summary_lines(summary)))
     return EXIT_OK
