@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 from controller import eventfmt
+from controller.book import TreatmentBook
 from controller.clock import RealClock
 from controller.config import GunguardConfig
 from controller.events import Event, EventBus
@@ -84,7 +85,13 @@ class LiveOperator:
 class Daemon:
     """Everything ``gunguard run`` owns, with a start-up order that keeps power off."""
 
-    def __init__(self, cfg: GunguardConfig, *, simulated_gun: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: GunguardConfig,
+        *,
+        simulated_gun: bool = False,
+        book: TreatmentBook | None = None,
+    ) -> None:
         self.cfg = cfg
         self.clock = RealClock()
         self.bus = EventBus()
@@ -94,7 +101,12 @@ class Daemon:
         self.rig: Rig = build_rig(cfg, self.clock, simulated_gun=simulated_gun)
         try:
             self.supervisor = Supervisor(
-                cfg, self.clock, force=self.rig.force, switch=self.rig.switch, bus=self.bus
+                cfg,
+                self.clock,
+                force=self.rig.force,
+                switch=self.rig.switch,
+                bus=self.bus,
+                book=book,
             )
             self.rig.tachometer.connect(self.supervisor.on_tach_edge)
             self.loop = RealtimeLoop(self.supervisor, self.clock, cfg.loop.rate_hz)
