@@ -98,6 +98,9 @@ class Daemon:
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
         self._closers: list[Callable[[], None]] = []
+        self._ready_callbacks: list[Callable[[], object]] = []
+        self._stop_callbacks: list[Callable[[], object]] = []
+        self._signals: dict[int, Callable[[int, FrameType | None], None]] = {}
         self.rig: Rig = build_rig(cfg, self.clock, simulated_gun=simulated_gun)
         try:
             self.supervisor = Supervisor(
@@ -127,20 +130,40 @@ class Daemon:
         """Run ``closer`` on exit, after power is off, before the pins are released."""
         self._closers.append(closer)
 
+    def add_ready_callback(self, callback: Callable[[], object]) -> None:
+        """Run once everything is up, power is verified off, just before the loop starts."""
+        self._ready_callbacks.append(callback)
+
+    def add_stop_callback(self, callback: Callable[[], object]) -> None:
+        """Run when a stop is requested (signal or request_stop), before power-down."""
+        self._stop_callbacks.append(callback)
+
+    def add_signal(self, signum: int, handler: Callable[[int, FrameType | None], None]) -> None:
+        """Install ``handler`` for ``signum`` while the daemon runs."""
+        self._signals[signum] = handler
+
     def request_stop(self, *_: Any) -> None:
+        if not self.stop_event.is_set():
+            for callback in self._stop_callbacks:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("stop callback %r failed", callback)
         self.stop_event.set()
 
     def run(self) -> None:
         """Run until SIGTERM/SIGINT or :meth:`request_stop`. Power is off on return."""
-        previous = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
-        }
+        handlers: dict[int, Any] = {signal.SIGTERM: self._on_signal, signal.SIGINT: self._on_signal}
+        handlers.update(self._signals)
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         try:
             if self.rig.gun is not None:
                 self.add_thread(SimGunDriver(self.rig.gun, self.clock, self.stop_event))
             self.watchdog.start()
             for thread in self._threads:
                 thread.start()
+            for callback in self._ready_callbacks:
+                callback()
             log.info("gunguard running: loop %g Hz, power off, no region", self.cfg.loop.rate_hz)
             self.loop.run(self.stop_event)
         finally:

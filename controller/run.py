@@ -10,7 +10,9 @@ from pathlib import Path
 from controller import configfile, eventfmt
 from controller.configfile import ConfigError
 from controller.daemon import Daemon, play_live, print_events_live
+from controller.rt import apply_realtime
 from controller.scenario import load_scenario
+from controller.service import attach_systemd
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,14 @@ def run(args: argparse.Namespace) -> int:
         log.critical("hardware initialisation failed: %s", exc)
         print(f"gunguard: hardware initialisation failed: {exc}", file=sys.stderr)
         return EXIT_HARDWARE
+    attach_systemd(daemon, args.config)
+    realtime = cfg.realtime
+    daemon.add_ready_callback(
+        lambda: log.info(
+            "real-time: %s",
+            ", ".join(apply_realtime(realtime.sched_fifo_priority, realtime.freeze_gc)) or "none",
+        )
+    )
     if scenario is not None:
         if not args.verbose:  # the printed events are the output; the log would repeat them
             logging.getLogger("controller.supervisor").setLevel(logging.CRITICAL)
