@@ -35,3 +35,4 @@ soak: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
+include mk/install.mk

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from controller import configfile
-from controller.config import GunguardConfig
+from controller.config import GunguardConfig, HardwareConfig
 from controller.configfile import EXIT_CONFIG, ConfigError
 
 EXIT_OK = 0
@@ -68,17 +68,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_power_off(args: argparse.Namespace) -> int:
     """ExecStopPost=: force the motor pin to its off level, whatever happened before."""
     try:
-        cfg = _load_config(args.config)
+        hardware = _load_config(args.config).hardware
     except ConfigError as exc:
         _report_config_error(exc)
-        print("gunguard: using the built-in default motor pin to force power off", file=sys.stderr)
-        cfg = GunguardConfig()
+        hardware = _hardware_section_only(args.config)
+        if hardware is None:
+            print(
+                "gunguard power-off: the hardware section is unusable too; not guessing a pin "
+                "(the gate pull-down must hold the motor off)",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        print("gunguard power-off: using the file's valid hardware section", file=sys.stderr)
     from hardware.poweroff import force_power_off
 
-    motor = cfg.hardware.motor_power
-    force_power_off(motor.pin, motor.active_high, cfg.hardware.pin_factory)
-    print(f"motor power pin {motor.pin} forced off")
+    motor = hardware.motor_power
+    force_power_off(motor.pin, motor.active_high, hardware.pin_factory)
     return EXIT_OK
+
+
+def _hardware_section_only(source: str) -> HardwareConfig | None:
+    """The ``hardware:`` section alone, when the rest of the file is what is wrong.
+
+    A stop step must drive the pin the daemon really used, never a default that may be
+    another device's pin; if the section itself is broken, it drives nothing.
+    """
+    try:
+        data, _ = configfile.parse_yaml(configfile.resolve(source).read_text(), source)
+        return HardwareConfig.model_validate((data or {}).get("hardware", {}))
+    except Exception:
+        return None
 
 
 def _parser() -> argparse.ArgumentParser:
