@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
         log.critical("hardware initialisation failed: %s", exc)
         print(f"gunguard: hardware initialisation failed: {exc}", file=sys.stderr)
         return EXIT_HARDWARE
-    attach_systemd(daemon, args.config)
+    # Absolute: lgpio changes the working directory to $LG_WD when it is imported.
+    attach_systemd(daemon, str(configfile.resolve(args.config).resolve()))
     realtime = cfg.realtime
     daemon.add_ready_callback(
         lambda: log.info(
