@@ -27,9 +27,16 @@ from controller.book import MemoryBook, TreatmentBook
 from controller.clock import VirtualClock
 from controller.config import GunguardConfig
 from controller.events import Event, EventBus
+from controller.firmware import FirmwareGuard
+from controller.serial_link import LinkEndpoint
+from controller.serial_protocol import Attachment
 from controller.supervisor import Supervisor
 from hardware.rig import Rig, build_rig
+from hardware.sim_firmware import BUTTONS, SimFirmwareEndpoint
 from hardware.simgun import FORCE_FAULTS, SWITCH_FAULTS, TACH_FAULTS
+
+#: How often the simulated UART carries bytes (a real one at 115200 baud: continuously).
+LINK_PUMP_S = 0.002
 
 #: 2026-11-20T08:00:00Z: the calendar start of a bench unless told otherwise.
 DEFAULT_START_WALL = 1_795_075_200.0
@@ -57,6 +64,11 @@ class Bench:
         self._shared_book = book
         self._boots = 0
         self._stall_until = -math.inf
+        self.firmware: SimFirmwareEndpoint | None = None
+        self.link: LinkEndpoint | None = None
+        self.reported_ppm_override: float | None = None
+        if cfg.serial is not None:
+            self.firmware = SimFirmwareEndpoint(seed=seed)
         self._boot()
 
     # -- life cycle -----------------------------------------------------------------
@@ -86,6 +98,15 @@ class Bench:
             book=self.book,
         )
         self.rig.tachometer.connect(self.supervisor.on_tach_edge)
+        serial = self.cfg.serial
+        if serial is not None:
+            self.link = LinkEndpoint(
+                heartbeat_ms=serial.heartbeat_ms, heartbeat_timeout_ms=serial.heartbeat_timeout_ms
+            )
+            if self.firmware is not None and self.firmware.link_mode != "unplugged":
+                self.link.connection_made(clock.monotonic())
+            self.guard = FirmwareGuard(self.supervisor, self.link, serial, clock)
+        self._next_pump = clock.monotonic()
         self._tick_s = 1.0 / self.cfg.loop.rate_hz
         self._tick_origin = clock.monotonic()
         self._tick_index = 1
@@ -131,11 +152,49 @@ class Bench:
             index += 1
             sim.advance(next_tick)
             clock.advance_to(next_tick)
+            if self.link is not None and next_tick >= self._next_pump:
+                self._pump(next_tick)
             if next_tick >= stall_until:
                 tick()
         self._tick_index = index
         sim.advance(t)
         clock.advance_to(t)
+
+    def _pump(self, now: float) -> None:
+        """Carry bytes both ways over the simulated UART, and couple gun and firmware."""
+        self._next_pump = now + LINK_PUMP_S
+        fw, link, gun = self.firmware, self.link, self.sim
+        assert fw is not None and link is not None
+        gun.firmware_motor_on = fw.motor_on
+        gun.firmware_cap_ppm = fw.cap_ppm
+        override = self.reported_ppm_override
+        fw.reported_ppm = round(gun.rate_ppm if override is None else override)
+        fw.feed(link.outgoing(now), now)
+        link.feed(fw.outgoing(now), now)
+
+    def firmware_step(self, link: Any, firmware: Any) -> None:
+        """Scenario ``link:`` / ``firmware:`` steps (needs a ``serial:`` config section)."""
+        fw, pi = self.firmware, self.link
+        if fw is None or pi is None:
+            raise ValueError("link/firmware steps need a serial: section in the config")
+        now = self.now
+        if link is not None:
+            was_unplugged = fw.link_mode == "unplugged"
+            fw.link_mode = link.state
+            if link.state == "unplugged" and not was_unplugged:
+                pi.connection_lost(now)
+            elif was_unplugged and link.state != "unplugged":
+                pi.connection_made(now)
+        if firmware is not None:
+            fields = firmware.model_fields_set
+            if "reported_ppm" in fields:
+                self.reported_ppm_override = firmware.reported_ppm
+            if firmware.attachment is not None:
+                fw.attachment = Attachment.from_label(firmware.attachment)
+            if firmware.motor is not None:
+                fw.motor_on = firmware.motor == "on"
+            if firmware.button is not None:
+                fw.press(*BUTTONS[firmware.button])
 
     def run(self, seconds: float) -> None:
         self.run_until(self.now + seconds)

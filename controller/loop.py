@@ -51,6 +51,7 @@ class RealtimeLoop:
         tick = self.supervisor.tick
         hooks = self._hooks
         period = self.period
+        self.supervisor.loop_starting()
         deadline = clock.monotonic()
         try:
             while not stop.is_set():

@@ -56,6 +56,7 @@ REFUSAL_REASONS = frozenset(
         "clock_untrusted",
         "storage_fault",
         "wrong_attachment",
+        "link_lost",
     }
 )
 WARNING_REASONS = frozenset({DOSE_NEAR_LIMIT, LINK_LOST})

@@ -19,6 +19,9 @@ from controller import events
 from controller import reasons as why
 from controller.bench import Bench
 from controller.configfile import ConfigError, LocatedProblem, YamlLines, parse_yaml
+from controller.serial_protocol import Attachment
+
+ATTACHMENT_LABELS = tuple(a.label for a in Attachment)
 
 _WALL_STEP = re.compile(r"^([+-])(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -49,6 +52,21 @@ class FirmwareStep(_Strict):
     attachment: str | None = None
     motor: Literal["on", "off"] | None = None
     button: Literal["next", "previous", "reset"] | None = None
+
+    @field_validator("motor", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        """YAML 1.1 reads a bare ``on``/``off`` as a boolean: accept both spellings."""
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
+
+    @field_validator("attachment")
+    @classmethod
+    def _known_attachment(cls, value: str | None) -> str | None:
+        if value is not None and value not in ATTACHMENT_LABELS:
+            raise ValueError(f"unknown attachment; one of {', '.join(ATTACHMENT_LABELS)}")
+        return value
 
 
 def parse_wall_step(text: str) -> float:

@@ -457,6 +457,15 @@ class Supervisor:
     def region(self) -> str | None:
         return self._region.name if self._region is not None else None
 
+    def loop_starting(self) -> None:
+        """The loop is about to tick for the first time: the gap clock starts now.
+
+        Start-up work between construction and the first tick (opening ports, freezing
+        the heap) is not a stalled loop; power is off and no region is armed meanwhile.
+        """
+        with self._lock:
+            self._last_tick = self._clock.monotonic()
+
     @property
     def last_tick(self) -> float:
         return self._last_tick

@@ -67,6 +67,9 @@ class SimulatedGun:
         self.force_n = 0.0
         self.faults = GunFaults()
         self.rate_ppm = 0.0  # the motor's actual rate
+        #: What the gun's own firmware allows (with a serial link): motor on, rate cap.
+        self.firmware_motor_on = True
+        self.firmware_cap_ppm = math.inf
         self._last_update = start
         self._next_pulse = math.inf
         self._release_at = math.inf
@@ -112,7 +115,8 @@ class SimulatedGun:
         self._last_update = now
         if dt <= 0.0:
             return
-        target = self.set_ppm if self.powered(now) else 0.0
+        running = self.firmware_motor_on and self.powered(now)
+        target = min(self.set_ppm, self.firmware_cap_ppm) if running else 0.0
         rate = self.rate_ppm
         if rate < target:
             rate = min(target, rate + max(target, 1000.0) / RAMP_S * dt)
