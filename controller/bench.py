@@ -26,6 +26,7 @@ from controller.admission import Refusal
 from controller.book import MemoryBook, TreatmentBook
 from controller.clock import VirtualClock
 from controller.config import GunguardConfig
+from controller.dose import RegionDose
 from controller.events import Event, EventBus
 from controller.firmware import FirmwareGuard
 from controller.serial_link import LinkEndpoint
@@ -64,6 +65,7 @@ class Bench:
         self._shared_book = book
         self._boots = 0
         self._stall_until = -math.inf
+        self._earlier_doses: dict[str, RegionDose] = {}  # from before restarts
         self.firmware: SimFirmwareEndpoint | None = None
         self.link: LinkEndpoint | None = None
         self.reported_ppm_override: float | None = None
@@ -117,6 +119,7 @@ class Bench:
         The person still holds the gun: its set rate, force and faults carry over.
         """
         old = self.sim
+        self._earlier_doses.update(self.supervisor.doses())
         self.supervisor.close()
         self.rig.close()
         close = getattr(self.book, "close", None)
@@ -257,7 +260,9 @@ class Bench:
         return None
 
     def summary(self) -> dict[str, Any]:
+        """Per region, its latest treatment state (across restarts), and every trip."""
+        doses = {**self._earlier_doses, **self.supervisor.doses()}
         return {
-            "regions": {name: d.summary() for name, d in self.supervisor.doses().items()},
+            "regions": {name: d.summary() for name, d in doses.items()},
             "trips": self.trips(),
         }

@@ -146,6 +146,18 @@ class ControlSocketConfig(_Strict):
     path: str | None = None
 
 
+class ControlsConfig(_Strict):
+    """Physical controls on GPIO (optional): a button, a buzzer, an LED.
+
+    Short press: the next allowed region (after the last: none). Long press: reset.
+    """
+
+    button_pin: str | None = None
+    buzzer_pin: str | None = None
+    led_pin: str | None = None
+    long_press_s: Annotated[float, Field(ge=0.2, le=10.0)] = 2.0
+
+
 class RealtimeConfig(_Strict):
     sched_fifo_priority: Annotated[int, Field(ge=1, le=99)] | None = None
     freeze_gc: bool = True
@@ -167,6 +179,7 @@ class GunguardConfig(_Strict):
     serial: SerialConfig | None = None
     control_socket: ControlSocketConfig = ControlSocketConfig()
     realtime: RealtimeConfig = RealtimeConfig()
+    controls: ControlsConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +195,8 @@ class Problem:
 LOW_FREQUENCY_ONLY = frozenset(
     {f"{p}-{s}" for p in ("achilles", "heel") for s in ("left", "right")}
 )
+#: Attachments the firmware can report (docs/serial-protocol.md).
+ATTACHMENTS = ("none", "flat", "medium-ball", "large-ball", "bullet", "fork", "cushion", "unknown")
 _PIN_RE = re.compile(r"^(?:GPIO|BCM)?(\d+)$", re.IGNORECASE)
 _PULLED_UP_AT_BOOT = range(0, 9)  # GPIO0-8 are pulled up at power-on, 9-27 down
 _UART_PINS = (14, 15)
@@ -290,7 +305,9 @@ def _check_hardware(hw: HardwareConfig) -> Iterator[Problem]:
         yield Problem(at, motor.pin, "the motor enable cannot share the tachometer's pin")
 
 
-def _check_limits(lim: LimitsConfig, loop: LoopConfig) -> Iterator[Problem]:
+def _check_limits(
+    lim: LimitsConfig, loop: LoopConfig, motor: MotorPowerConfig
+) -> Iterator[Problem]:
     def over(path: Path, value: float, ceiling: C.Ceiling) -> Iterator[Problem]:
         if value > ceiling.value:
             yield Problem(path, value, f"loosens the {ceiling.describe()}")
@@ -316,6 +333,12 @@ def _check_limits(lim: LimitsConfig, loop: LoopConfig) -> Iterator[Problem]:
     yield from under(("loop", "rate_hz"), loop.rate_hz, C.MIN_LOOP_RATE_HZ)
     yield from over(("loop", "max_loop_gap_ms"), loop.max_loop_gap_ms, C.MAX_LOOP_GAP_MS)
     period_ms = 1000.0 / loop.rate_hz
+    if motor.mode == "dynamic" and motor.toggle_hz > loop.rate_hz / 2:
+        yield Problem(
+            ("hardware", "motor_power", "toggle_hz"),
+            motor.toggle_hz,
+            f"the loop toggles at most once a tick: at most rate_hz / 2 = {loop.rate_hz / 2:g}",
+        )
     if loop.max_loop_gap_ms < 2 * period_ms:
         yield Problem(
             ("loop", "max_loop_gap_ms"),
@@ -338,6 +361,8 @@ def region_cap_ppm(cfg: GunguardConfig, name: str) -> float:
 
 def _check_regions(cfg: GunguardConfig) -> Iterator[Problem]:
     lim = cfg.limits
+    if not lim.bands:
+        return  # reported by the limits check; every region cap depends on the bands
     for name, region in cfg.regions.items():
         at: Path = ("regions", name)
         if name not in R.ALL_REGIONS:
@@ -349,6 +374,12 @@ def _check_regions(cfg: GunguardConfig) -> Iterator[Problem]:
                 True,
                 f"{name} can never be treated (eye and artery injuries are reported); "
                 "list it with allowed: false or leave it out",
+            )
+        if region.attachment is not None and region.attachment not in ATTACHMENTS:
+            yield Problem(
+                (*at, "attachment"),
+                region.attachment,
+                f"unknown attachment; one of {', '.join(ATTACHMENTS)}",
             )
         cap = region_cap_ppm(cfg, name)
         if region.max_ppm is not None:
@@ -404,7 +435,7 @@ def ceiling_problems(cfg: GunguardConfig, today: dt.date | None = None) -> list[
     today = today or dt.date.today()
     return [
         *_check_hardware(cfg.hardware),
-        *_check_limits(cfg.limits, cfg.loop),
+        *_check_limits(cfg.limits, cfg.loop, cfg.hardware.motor_power),
         *_check_regions(cfg),
         *_check_screening(cfg, today),
     ]

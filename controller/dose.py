@@ -11,6 +11,10 @@ from collections.abc import Sequence
 
 from controller.limits import RegionLimits
 
+#: Rounding slack when comparing a dose with 1.0: the running sum and a sum recomputed
+#: from stored seconds differ in the last bits (0.3 ms of a 5-minute allowance).
+DOSE_EPSILON = 1e-6
+
 
 class RegionDose:
     """The treatment in progress for one region."""
@@ -31,6 +35,11 @@ class RegionDose:
         self.seconds[band] += seconds
         self.dose += seconds * self._inverse_caps[band]
         return self.dose
+
+    @property
+    def exhausted(self) -> bool:
+        """The treatment's whole allowance is used: trip now, refuse arming later."""
+        return self.dose >= 1.0 - DOSE_EPSILON
 
     @property
     def contact_seconds(self) -> float:

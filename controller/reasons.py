@@ -57,6 +57,7 @@ REFUSAL_REASONS = frozenset(
         "storage_fault",
         "wrong_attachment",
         "link_lost",
+        INTERNAL_ERROR,
     }
 )
 WARNING_REASONS = frozenset({DOSE_NEAR_LIMIT, LINK_LOST})

@@ -141,17 +141,21 @@ class Supervisor:
             )
             if old is not None and old.last_edge is not None:
                 self._meter.last_edge = old.last_edge
+            self._doses = {
+                n: _carry_dose(lim.regions[n], d)
+                for n, d in self._doses.items()
+                if n in lim.regions
+            }
             if self._region is not None:
+                self._dose = self._doses.get(self._region.name)
+            if self._region is not None and self._trip is None:
+                # The armed region must pass the new rules, or it is disarmed.
                 name = self._region.name
-                self._region = lim.regions.get(name)
-                self._doses = {
-                    n: RegionDose(lim.regions[n], d.seconds)
-                    for n, d in self._doses.items()
-                    if n in lim.regions
-                }
-                self._dose = self._doses.get(name)
                 refusal = self._admit(name)
-                if refusal is not None:
+                if refusal is None:
+                    self._region = lim.regions[name]
+                    self._dose = self._doses.get(name)
+                else:
                     self._deselect()
                     self._emit(events.REFUSED, **_refusal_fields(refusal))
                 self._apply_power(self._clock.monotonic())
@@ -244,7 +248,11 @@ class Supervisor:
                 self._deselect()
                 self._apply_power(now)
                 return None
-            refusal = self._admit(name)
+            try:
+                refusal = self._admit(name)
+            except Exception as exc:  # a broken check refuses; it never leaves power on
+                log.exception("admission check failed for %s", name)
+                refusal = Refusal(why.INTERNAL_ERROR, name, f"{type(exc).__name__}: {exc}")
             if refusal is not None:
                 self._deselect()
                 self._apply_power(now)
@@ -257,7 +265,6 @@ class Supervisor:
                 dose = RegionDose(self._region, self.book.current_seconds(name, self._clock.wall()))
                 self._doses[name] = dose
             self._dose = dose
-            self._over_force_since = self._stall_since = None
             self._emit(events.REGION, region=name)
             self._apply_power(now)
             return None
@@ -291,7 +298,7 @@ class Supervisor:
             return refusal
         dose = self._doses.get(name)
         seconds = dose.seconds if dose is not None else self.book.current_seconds(name, wall)
-        if RegionDose(self.limits.regions[name], seconds).dose >= 1.0:
+        if RegionDose(self.limits.regions[name], seconds).exhausted:
             return Refusal(admission.REGION_DOSE, name, "this treatment's dose is used up")
         for check in self._admission_checks:
             refusal = check(name, wall)
@@ -404,7 +411,7 @@ class Supervisor:
                 band = region.band_index(rate)
                 level = dose.add(band, gap)
                 self.book.add_contact(region.name, band, gap, self._clock.wall())
-                if level >= 1.0:
+                if dose.exhausted:
                     self.trip(
                         why.REGION_DOSE,
                         f"{region.name} dose {level:.3f} after {dose.contact_seconds:.1f} s "
@@ -492,6 +499,13 @@ class Supervisor:
                 trip_detail=trip.detail if trip else None,
                 doses={name: d.summary() for name, d in self._doses.items()},
             )
+
+
+def _carry_dose(limits: RegionLimits, old: RegionDose) -> RegionDose:
+    """The same counted seconds judged against new limits; the warning is not repeated."""
+    dose = RegionDose(limits, old.seconds)
+    dose.warned = old.warned
+    return dose
 
 
 def _refusal_fields(refusal: Refusal) -> dict[str, Any]:

@@ -32,8 +32,9 @@ class ClockedMockPin(MockPin):
         self.states = deque(self.states, maxlen=self.HISTORY)
 
     def clear_states(self) -> None:
-        super().clear_states()
-        self.states = deque(self.states, maxlen=self.HISTORY)
+        # MockPin.clear_states stamps real time; this pin lives on the factory's clock.
+        self._last_change = self._factory.ticks()
+        self.states = deque([PinState(0.0, self._state)], maxlen=self.HISTORY)
 
     @property
     def last_change(self) -> float:

@@ -74,6 +74,7 @@ class SimulatedGun:
         self._next_pulse = math.inf
         self._release_at = math.inf
         self._next_glitch = math.inf
+        self._glitch_release_at = math.inf
         self._frozen_raw: float | None = None
 
     # -- what the scenario changes ------------------------------------------------
@@ -108,7 +109,13 @@ class SimulatedGun:
         level_active = bool(self._motor.state) == self._motor_active
         if not self._dynamic:
             return level_active
-        return now - self._motor.last_change <= self._pump_hold_s
+        # A charge pump needs alternating drive: a recent change that follows another.
+        states = self._motor.states
+        return (
+            len(states) > 2
+            and now - self._motor.last_change <= self._pump_hold_s
+            and states[-1].timestamp <= self._pump_hold_s
+        )
 
     def _update_rate(self, now: float) -> None:
         dt = now - self._last_update
@@ -143,17 +150,20 @@ class SimulatedGun:
     def advance(self, now: float) -> None:
         """Emit every tach edge due up to ``now``, in time order."""
         while True:
-            t = min(self._next_pulse, self._release_at, self._next_glitch)
+            t = min(self._next_pulse, self._release_at, self._next_glitch, self._glitch_release_at)
             if t > now:
                 break
             self._update_rate(t)
             if t == self._release_at:
                 self._release_at = math.inf
                 self._drive(t, False)
+            elif t == self._glitch_release_at:
+                self._glitch_release_at = math.inf
+                self._drive(t, False)
             elif t == self._next_glitch:
                 self._next_glitch = t + GLITCH_EVERY_S
+                self._glitch_release_at = t + GLITCH_WIDTH_S
                 self._drive(t, True)
-                self._drive(t + GLITCH_WIDTH_S, False)
             else:
                 if self.rate_ppm < MIN_RUNNING_PPM:
                     self._next_pulse = math.inf
