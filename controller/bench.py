@@ -40,7 +40,7 @@ from hardware.simgun import FORCE_FAULTS, SWITCH_FAULTS, TACH_FAULTS
 LINK_PUMP_S = 0.002
 
 #: 2026-11-20T08:00:00Z: the calendar start of a bench unless told otherwise.
-DEFAULT_START_WALL = 1_795_075_200.0
+DEFAULT_START_WALL = 1_795_161_600.0
 
 
 class Bench:
@@ -131,6 +131,7 @@ class Bench:
         self.sim.faults = old.faults
 
     def close(self) -> None:
+        """Power off and release the pins (idempotent)."""
         self.supervisor.close()
         self.rig.close()
 

@@ -85,7 +85,7 @@ def compare(old: GunguardConfig, new: GunguardConfig) -> ReloadPlan:
         return ReloadPlan(SAME)
     fixed = [
         name
-        for name in ("hardware", "storage", "serial", "control_socket", "realtime")
+        for name in ("hardware", "storage", "serial", "control_socket", "realtime", "controls")
         if getattr(old, name) != getattr(new, name)
     ]
     if fixed:

@@ -117,7 +117,9 @@ class Supervisor:
         self._power_off_since = now
         self._over_cap_edges = 0
         self._over_hw_edges = 0
-        self._over_force_since: float | None = None
+        #: Integrating debounce: seconds over the force limit, minus seconds under it.
+        #: A single noisy sample under the limit must not restart the count.
+        self._over_force_s = 0.0
         self._stall_since: float | None = None
         self._last_raw = -1.0
         self._raw_since = now
@@ -230,7 +232,8 @@ class Supervisor:
             self._deselect()
             self._meter.clear()
             self._over_cap_edges = self._over_hw_edges = 0
-            self._over_force_since = self._stall_since = None
+            self._over_force_s = 0.0
+            self._stall_since = None
             log.warning("reset: cleared trip %s", cleared.reason)
             self._emit(events.RESET, cleared=cleared.reason)
             self._apply_power(self._clock.monotonic())
@@ -260,10 +263,12 @@ class Supervisor:
                 self._emit(events.REFUSED, **_refusal_fields(refusal))
                 return refusal
             self._region = self.limits.regions[name]
-            dose = self._doses.get(name)
-            if dose is None:
-                dose = RegionDose(self._region, self.book.current_seconds(name, self._clock.wall()))
-                self._doses[name] = dose
+            # The book decides which treatment this is (a new one after the rest).
+            seconds = self.book.current_seconds(name, self._clock.wall())
+            previous = self._doses.get(name)
+            dose = RegionDose(self._region, seconds)
+            dose.warned = previous is not None and previous.warned and any(seconds)
+            self._doses[name] = dose
             self._dose = dose
             self._emit(events.REGION, region=name)
             self._apply_power(now)
@@ -296,8 +301,7 @@ class Supervisor:
         refusal = self.book.admit(name, wall)
         if refusal is not None:
             return refusal
-        dose = self._doses.get(name)
-        seconds = dose.seconds if dose is not None else self.book.current_seconds(name, wall)
+        seconds = self.book.current_seconds(name, wall)
         if RegionDose(self.limits.regions[name], seconds).exhausted:
             return Refusal(admission.REGION_DOSE, name, "this treatment's dose is used up")
         for check in self._admission_checks:
@@ -396,16 +400,15 @@ class Supervisor:
         region = self._region
         if region is not None:
             if force > region.max_force_n:
-                if self._over_force_since is None:
-                    self._over_force_since = now
-                elif now - self._over_force_since >= lim.force_debounce_s:
+                self._over_force_s += gap
+                if self._over_force_s >= lim.force_debounce_s:
                     self.trip(
                         why.OVERFORCE,
                         f"{force:.1f} N > {region.name} max {region.max_force_n:g} N for "
-                        f"{(now - self._over_force_since) * 1000:.0f} ms",
+                        f"{self._over_force_s * 1000:.0f} ms (net of dips below it)",
                     )
-            else:
-                self._over_force_since = None
+            elif self._over_force_s > 0.0:
+                self._over_force_s = max(0.0, self._over_force_s - gap)
             dose = self._dose
             if dose is not None and percussing and contact:
                 band = region.band_index(rate)
