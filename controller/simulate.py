@@ -5,11 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from controller import configfile, eventfmt
+from controller import reasons as why
 from controller.bench import Bench
+from controller.clock import VirtualClock
+from controller.config import GunguardConfig
 from controller.configfile import ConfigError
+from controller.ledger import Ledger, supervisor_probe
 from controller.scenario import failed_expectations, load_scenario, play
 
 EXIT_OK, EXIT_EXPECTATION, EXIT_INVALID = 0, 1, configfile.EXIT_CONFIG
@@ -40,16 +47,23 @@ def simulate(
         kwargs["start_wall"] = scenario.start_wall_clock.timestamp()
     # The events are this command's output; the log would only repeat them.
     logging.getLogger("controller").setLevel(logging.CRITICAL)
-    bench = Bench(cfg, seed=scenario.seed, **kwargs)
-    fmt = eventfmt.json_line if as_json else eventfmt.human
-    bench.bus.subscribe(lambda e: print(fmt(e)))
-    try:
-        play(bench, scenario)
-    except ValueError as exc:
-        print(f"gunguard simulate: {scenario_path}: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    finally:
-        bench.close()
+    with tempfile.TemporaryDirectory(prefix="gunguard-simulate-") as tmp:
+        path = Path(db) if db is not None else Path(tmp) / "history.db"
+        link = BenchLink()
+        bench = Bench(
+            cfg, seed=scenario.seed, book_factory=ledger_factory(cfg, path, link), **kwargs
+        )
+        link.bench = bench
+        fmt = eventfmt.json_line if as_json else eventfmt.human
+        bench.bus.subscribe(lambda e: print(fmt(e)))
+        try:
+            play(bench, scenario)
+        except ValueError as exc:
+            print(f"gunguard simulate: {scenario_path}: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        finally:
+            bench.close()
+            close_book(bench)
     summary = bench.summary()
     if as_json:
         print(json.dumps({"t": round(bench.now, 6), "event": "summary", **summary}))
@@ -60,3 +74,51 @@ def simulate(
         mark = "FAILED" if expectation in failed else "ok"
         print(f"expect {expectation.describe()}: {mark}", file=sys.stderr)
     return EXIT_EXPECTATION if failed else EXIT_OK
+
+
+class BenchLink:
+    """The bench a ledger belongs to; set once the bench exists (its supervisor changes
+    at every restart, the link does not)."""
+
+    bench: Bench | None = None
+
+    def trip(self, detail: str) -> None:
+        if self.bench is not None:
+            self.bench.supervisor.trip(why.STORAGE_FAULT, detail)
+
+    def probe(self) -> tuple[float, float, bool, str | None]:
+        if self.bench is None:
+            raise LookupError("no bench yet")
+        return supervisor_probe(self.bench.supervisor)()
+
+
+def ledger_factory(
+    cfg: GunguardConfig, path: Path, link: BenchLink, **options: Any
+) -> Callable[[VirtualClock], Ledger]:
+    """A new ledger on the same file at every (re)boot of the bench, so restarts are real.
+
+    No writer thread: it commits inline on virtual-time deadlines, so the output is
+    deterministic. A write failure trips ``storage_fault`` as in the daemon. ``options``
+    go to :class:`Ledger` (tests: timeouts, telemetry bounds).
+    """
+
+    def make(clock: VirtualClock) -> Ledger:
+        return Ledger(
+            path,
+            cfg,
+            clock,
+            background=False,
+            durable=False,
+            on_fault=link.trip,
+            probe=link.probe,
+            **options,
+        )
+
+    return make
+
+
+def close_book(bench: Bench) -> None:
+    """Store what the last boot's ledger still holds (the bench does not own the book)."""
+    close = getattr(bench.book, "close", None)
+    if close is not None:
+        close()

@@ -1,0 +1,273 @@
+"""``gunguard history``: treatments, doses, trips, and when each region may next be treated.
+
+Reads the store read-only (it never migrates, repairs or writes it) and applies the
+same rules as the daemon (:mod:`controller.treatments`), with the rest interval and
+treatment gap the newest session recorded. ``--json`` prints one object whose schema
+is documented in docs/history.md and versioned by its ``format`` field; fields are only
+ever added within a format version.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from controller import treatments as rules
+from controller.dose import DOSE_EPSILON
+from controller.ledger import NEWEST_SQL, StorageFault, check_store, connect, describe_error
+
+FORMAT = "gunguard-history/1"
+EXIT_OK = 0
+EXIT_STORAGE = 4  # the store is missing, unreadable or unsound
+DOSE_FULL = 1.0 - DOSE_EPSILON  # the supervisor's own test of a used-up dose
+
+
+def _iso(wall: float | None) -> str | None:
+    return None if wall is None else rules.iso(wall)
+
+
+def collect(path: Path, *, now: float | None = None, region: str | None = None) -> dict[str, Any]:
+    """Everything ``history`` shows, as the JSON object (raises :class:`StorageFault`)."""
+    now = time.time() if now is None else now
+    if not path.exists():
+        raise StorageFault(path, "no such file (has gunguard run with this store yet?)")
+    try:
+        with closing(connect(path, mode="ro", timeout=2.0)) as conn:
+            version = check_store(conn, path, full=False)
+            if version == 0:
+                return _empty(path, now, version)
+            return _collect(conn, path, now, region, version)
+    except sqlite3.Error as exc:
+        raise StorageFault(path, describe_error(exc)) from exc
+
+
+def _empty(path: Path, now: float, version: int) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "db": str(path),
+        "schema_version": version,
+        "generated_at": rules.iso(now),
+        "clock": {"now": rules.iso(now), "newest_record": None, "trusted": True},
+        "limits": None,
+        "regions": [],
+        "treatments": [],
+        "trips": [],
+    }
+
+
+def _collect(
+    conn: sqlite3.Connection, path: Path, now: float, only: str | None, version: int
+) -> dict[str, Any]:
+    newest = conn.execute(NEWEST_SQL).fetchone()[0]
+    session = conn.execute(
+        "SELECT id, gap_s, rest_s FROM sessions ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    bands: dict[int, list[dict[str, Any]]] = {}
+    for tid, band, up_to, seconds in conn.execute(
+        "SELECT treatment_id, band, up_to_ppm, seconds FROM treatment_bands"
+        " ORDER BY treatment_id, band"
+    ):
+        bands.setdefault(tid, []).append(
+            {"band": band, "up_to_ppm": up_to, "seconds": round(seconds, 3)}
+        )
+    treatments = []
+    for tid, region, start, end, dose in conn.execute(
+        "SELECT id, region, start_wall, end_wall, dose FROM treatments ORDER BY id"
+    ):
+        if only is not None and region != only:
+            continue
+        by_band = bands.get(tid, [])
+        treatments.append(
+            {
+                "id": tid,
+                "region": region,
+                "start": rules.iso(start),
+                "end": rules.iso(end),
+                "contact_seconds": round(sum(b["seconds"] for b in by_band), 3),
+                "seconds_by_band": by_band,
+                "dose": None if dose is None else round(dose, 4),
+                "_start": start,
+                "_end": end,
+            }
+        )
+    trips = []
+    for tid, wall, reason, detail, region, config_hash, cleared in conn.execute(
+        "SELECT id, wall, reason, detail, region, config_hash, cleared_wall FROM trips ORDER BY id"
+    ):
+        if only is not None and region != only:
+            continue
+        trips.append(
+            {
+                "id": tid,
+                "at": rules.iso(wall),
+                "reason": reason,
+                "detail": detail,
+                "region": region,
+                "config_hash": config_hash,
+                "cleared_at": _iso(cleared),
+                "latched": cleared is None,
+            }
+        )
+    gap_s = float(session[1]) if session else 1800.0
+    rest_s = float(session[2]) if session else 48 * 3600.0
+    regions = []
+    latest: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
+    for t in treatments:
+        latest[t["region"]] = t
+        counts[t["region"]] = counts.get(t["region"], 0) + 1
+    for name in sorted(latest):
+        t = latest[name]
+        state = rules.RegionState(
+            tuple(b["seconds"] for b in t["seconds_by_band"]), t["_start"], t["_end"]
+        )
+        view = rules.outlook(
+            state,
+            now,
+            newest_record=newest,
+            gap_s=gap_s,
+            rest_s=rest_s,
+            dose_used_up=(t["dose"] or 0.0) >= DOSE_FULL,
+        )
+        regions.append(
+            {
+                "region": name,
+                "treatments": counts[name],
+                "last_treatment_id": t["id"],
+                "last_contact": t["end"],
+                "dose": t["dose"],
+                "status": view.status,
+                "next_treatment_from": _iso(view.next_at),
+                "may_continue_until": _iso(view.continue_until),
+            }
+        )
+    for t in treatments:
+        del t["_start"], t["_end"]
+    return {
+        "format": FORMAT,
+        "db": str(path),
+        "schema_version": version,
+        "generated_at": rules.iso(now),
+        "clock": {
+            "now": rules.iso(now),
+            "newest_record": _iso(newest),
+            "trusted": rules.clock_trusted(now, newest),
+        },
+        "limits": {
+            "rest_hours": rest_s / 3600.0,
+            "treatment_gap_minutes": gap_s / 60.0,
+            "from_session": session[0] if session else None,
+        },
+        "regions": regions,
+        "treatments": treatments,
+        "trips": trips,
+    }
+
+
+_STATUS_TEXT = {
+    "never_treated": "never treated",
+    "continuing": "treatment open: may continue until {cont}",
+    "resting": "resting: next treatment from {next}",
+    "rest_over": "may be treated (rest over since {next})",
+    "clock_untrusted": "clock untrusted: rest ends {next} by stored time; sync the clock",
+}
+
+
+def _short(iso_text: str | None) -> str:
+    return "-" if iso_text is None else iso_text.replace("T", " ")
+
+
+def render(data: dict[str, Any], console: Console) -> None:
+    """The readable form: a line about the clock, then regions, treatments and trips."""
+    clock = data["clock"]
+    console.print(f"[bold]treatment history[/bold] {data['db']} (schema {data['schema_version']})")
+    limits = data["limits"]
+    if limits:
+        console.print(
+            f"rest between treatments {limits['rest_hours']:g} h, a gap of "
+            f"{limits['treatment_gap_minutes']:g} min ends a treatment; now {_short(clock['now'])}"
+        )
+    if not clock["trusted"]:
+        console.print(
+            f"[bold red]the clock reads earlier than the newest record "
+            f"({_short(clock['newest_record'])}): regions still resting are refused "
+            "(clock_untrusted) until it is synchronised[/bold red]"
+        )
+    regions = Table(title="Regions", title_justify="left")
+    for column in ("region", "treatments", "last contact", "dose", "next"):
+        regions.add_column(column, justify="right" if column in ("treatments", "dose") else "left")
+    for r in data["regions"]:
+        text = _STATUS_TEXT[r["status"]].format(
+            next=_short(r["next_treatment_from"]), cont=_short(r["may_continue_until"])
+        )
+        regions.add_row(
+            r["region"],
+            str(r["treatments"]),
+            _short(r["last_contact"]),
+            "-" if r["dose"] is None else f"{r['dose']:.3f}",
+            text,
+        )
+    if data["regions"]:
+        console.print(regions)
+    else:
+        console.print("no treatments recorded")
+    if data["treatments"]:
+        table = Table(title="Treatments", title_justify="left")
+        for column in ("#", "region", "start", "end", "contact", "by band", "dose"):
+            table.add_column(
+                column, justify="right" if column in ("#", "contact", "dose") else "left"
+            )
+        for t in data["treatments"]:
+            by_band = ", ".join(
+                f"{b['seconds']:.1f} s"
+                + (f" <= {b['up_to_ppm']:g}" if b["up_to_ppm"] is not None else "")
+                for b in t["seconds_by_band"]
+            )
+            table.add_row(
+                str(t["id"]),
+                t["region"],
+                _short(t["start"]),
+                _short(t["end"]),
+                f"{t['contact_seconds']:.1f} s",
+                by_band,
+                "-" if t["dose"] is None else f"{t['dose']:.3f}",
+            )
+        console.print(table)
+    if data["trips"]:
+        table = Table(title="Trips", title_justify="left")
+        for column in ("at", "reason", "region", "detail", "cleared"):
+            table.add_column(column)
+        for trip in data["trips"]:
+            table.add_row(
+                _short(trip["at"]),
+                trip["reason"],
+                trip["region"] or "-",
+                trip["detail"],
+                "LATCHED" if trip["latched"] else _short(trip["cleared_at"]),
+            )
+        console.print(table)
+    else:
+        console.print("no trips recorded")
+
+
+def history(path: Path, *, region: str | None, as_json: bool, now: float | None = None) -> int:
+    """The command: 0 when shown, 4 when the store cannot be read (it is left untouched)."""
+    try:
+        data = collect(path, now=now, region=region)
+    except StorageFault as fault:
+        print(f"gunguard history: {fault}", file=sys.stderr)
+        return EXIT_STORAGE
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        width = None if sys.stdout.isatty() else 120
+        render(data, Console(width=width, highlight=False))
+    return EXIT_OK
