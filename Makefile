@@ -14,9 +14,36 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## make demo: the daemon in real time against the simulated gun, a scripted session printed live
+## make demo: the live dashboard over the real-time daemon and the simulated gun, playing a
+## scripted session; the daemon's events go to .demo/daemon.log, its history to .demo/.
+## DEMO=examples/demo-live.yaml is the ten-minute tour of docs/operator.md. Without a
+## terminal (CI, a pipe) it prints the events live instead of the dashboard.
+DEMO        ?= examples/demo-session.yaml
+DEMO_CONFIG ?= $(or $(shell sed -n 's/^config: *\([^ #]*\).*/\1/p' $(DEMO)),default)
+DEMO_DIR    ?= .demo
 demo: $(STAMP)
-	$(BIN)/gunguard run --config achilles-tendinopathy --sim-gun examples/demo-session.yaml
+	@mkdir -p $(DEMO_DIR)
+	@rm -f $(DEMO_DIR)/history.db $(DEMO_DIR)/history.db-wal $(DEMO_DIR)/history.db-shm \
+	  $(DEMO_DIR)/control.sock
+	@export STATE_DIRECTORY="$(abspath $(DEMO_DIR))"; \
+	if [ -t 0 ] && [ -t 1 ]; then \
+	  sock="$(abspath $(DEMO_DIR))/control.sock"; \
+	  $(BIN)/gunguard run --config $(DEMO_CONFIG) --sim-gun $(DEMO) --control-socket "$$sock" \
+	    >$(DEMO_DIR)/daemon.log 2>&1 & pid=$$!; \
+	  trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT; trap : INT; \
+	  while [ ! -S "$$sock" ] && kill -0 $$pid 2>/dev/null; do sleep 0.1; done; \
+	  if ! kill -0 $$pid 2>/dev/null; then cat $(DEMO_DIR)/daemon.log; exit 1; fi; \
+	  echo "gunguard demo: $(DEMO) ($(DEMO_CONFIG)). In a second terminal, in this folder:"; \
+	  echo "  export GUNGUARD_SOCKET=$$sock"; \
+	  echo "  $(BIN)/gunguard status | region NAME | reset | stop"; \
+	  $(BIN)/gunguard watch --socket "$$sock" --wait 10; \
+	  kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; \
+	  sed -n '/^summary:/,$$p' $(DEMO_DIR)/daemon.log; \
+	  echo "events: $(DEMO_DIR)/daemon.log  report: $(BIN)/gunguard report --session" \
+	    "--db $(DEMO_DIR)/history.db --plot session.png"; \
+	else \
+	  $(BIN)/gunguard run --config $(DEMO_CONFIG) --sim-gun $(DEMO); \
+	fi
 
 ## make test: lint, then the whole suite (virtual time; the real-time parts are behaviour checks only)
 test: $(STAMP)

@@ -65,6 +65,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    """Treatments, doses, trips, and when each region may next be treated."""
+    from controller.history import history
+    from controller.ledger import default_storage_path
+
+    if args.db is not None:
+        path = Path(args.db)
+    else:
+        try:
+            path = default_storage_path(_load_config(args.config))
+        except ConfigError as exc:
+            return _report_config_error(exc)
+    return history(path, region=args.region, as_json=args.json)
+
+
 def cmd_power_off(args: argparse.Namespace) -> int:
     """ExecStopPost=: force the motor pin to its off level, whatever happened before."""
     try:
@@ -100,6 +115,29 @@ def _hardware_section_only(source: str) -> HardwareConfig | None:
         return None
 
 
+def cmd_client(args: argparse.Namespace) -> int:
+    """status, region, reset, stop, watch: a client of the daemon's control socket."""
+    from controller import client
+
+    command: Callable[[argparse.Namespace], int] = getattr(client, f"cmd_{args.command}")
+    return command(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """A treatment's stored telemetry as a PNG plot and/or JSON."""
+    from controller.report import report_command
+
+    return report_command(
+        args.db,
+        args.config,
+        args.treatment,
+        args.plot,
+        args.json,
+        session=args.session or None,
+        whole_session=args.session is not None,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gunguard",
@@ -123,6 +161,13 @@ def _parser() -> argparse.ArgumentParser:
         help="run against the simulated gun on mock pins, playing SCENARIO in real time",
     )
     p.add_argument("--json", action="store_true", help="with --sim-gun: events as JSON lines")
+    p.add_argument(
+        "--control-socket",
+        metavar="PATH",
+        type=lambda path: str(Path(path).absolute()),  # before lgpio changes the directory
+        help="listen for operators here (default: control_socket.path, else control.sock in "
+        "$RUNTIME_DIRECTORY or /run/gunguard; with --sim-gun, none unless given)",
+    )
 
     p = add("check-config", cmd_check_config, "validate a config file (exit 0, or 2 with errors)")
     p.add_argument("file", help="config file or shipped name")
@@ -135,8 +180,52 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per event")
     p.add_argument("--db", help="treatment store to use (default: a temporary one)")
 
+    p = add("history", cmd_history, "treatments, doses, trips and when each region may be next")
+    p.add_argument("--region", help="only this region")
+    p.add_argument("--json", action="store_true", help="one JSON object (docs/history.md)")
+    p.add_argument("--db", help="the store (default: storage.path of --config, else the state dir)")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="config that names the store")
+
     p = add("power-off", cmd_power_off, "force the motor power pin off (systemd ExecStopPost=)")
     p.add_argument("--config", default=DEFAULT_CONFIG, help="config file or shipped name")
+
+    from controller.client import add_socket_options
+
+    p = add("status", cmd_client, "show the running daemon's state, rate, force and doses")
+    p.add_argument("--json", action="store_true", help="the status as JSON")
+    add_socket_options(p)
+    p = add("region", cmd_client, "select (and so arm) a body region")
+    p.add_argument("name", help="region name, e.g. calf-left")
+    add_socket_options(p)
+    add_socket_options(add("reset", cmd_client, "clear a latched trip (power stays off)"))
+    add_socket_options(add("stop", cmd_client, "disarm: deselect the region, motor power off"))
+    p = add("watch", cmd_client, "live dashboard of the running daemon")
+    p.add_argument("--hz", type=float, default=10.0, help="updates per second, 1-50 (default 10)")
+    p.add_argument(
+        "--wait", type=float, default=0.0, metavar="S", help="wait up to S s for the daemon"
+    )
+    add_socket_options(p)
+
+    p = add("report", cmd_report, "plot a treatment's or a session's rate, force and dose")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "treatment", nargs="?", type=int, help="treatment number (see history); default: newest"
+    )
+    which.add_argument("--last", action="store_true", help="the newest treatment (the default)")
+    which.add_argument(
+        "--session",
+        nargs="?",
+        type=int,
+        const=0,
+        metavar="N",
+        help="a whole daemon session, every region (default: the newest)",
+    )
+    p.add_argument("--plot", metavar="FILE.png", help="draw the plot into this PNG file")
+    p.add_argument("--json", action="store_true", help="the plotted numbers as JSON")
+    p.add_argument("--db", help="the store (default: storage.path of --config, else the state dir)")
+    p.add_argument(
+        "--config", help="config for the limit lines (default: the shipped one the session ran)"
+    )
     return parser
 
 

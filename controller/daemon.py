@@ -21,12 +21,16 @@ from typing import Any
 from controller import eventfmt
 from controller.book import TreatmentBook
 from controller.clock import RealClock
-from controller.config import GunguardConfig
+from controller.config import GunguardConfig, SerialConfig
 from controller.events import Event, EventBus
+from controller.firmware import FirmwareGuard
 from controller.loop import LoopWatchdog, RealtimeLoop
 from controller.scenario import Scenario, apply_step
+from controller.serial_link import LinkEndpoint, SerialTransport
+from controller.serial_protocol import Attachment
 from controller.supervisor import Supervisor
 from hardware.rig import Rig, build_rig
+from hardware.sim_firmware import BUTTONS, PtyFirmware, SimFirmwareEndpoint
 from hardware.simgun import SimulatedGun
 
 log = logging.getLogger(__name__)
@@ -35,17 +39,38 @@ SIM_GUN_PERIOD_S = 0.0005
 
 
 class SimGunDriver(threading.Thread):
-    """Moves the simulated gun through real time (its edges reach gpiozero callbacks)."""
+    """Moves the simulated gun through real time (its edges reach gpiozero callbacks).
 
-    def __init__(self, gun: SimulatedGun, clock: RealClock, stop: threading.Event) -> None:
+    With a simulated firmware on a pty, it also couples the two the way the real gun
+    is coupled: the motor runs only when the firmware drives it, within its cap, and
+    the firmware reports the motor's true rate unless a scenario makes it lie.
+    """
+
+    def __init__(
+        self,
+        gun: SimulatedGun,
+        clock: RealClock,
+        stop: threading.Event,
+        firmware: PtyFirmware | None = None,
+    ) -> None:
         super().__init__(name="gunguard-sim-gun", daemon=True)
         self._gun = gun
         self._clock = clock
         self._stop = stop
+        self._firmware = firmware
+        self.reported_ppm_override: float | None = None
 
     def run(self) -> None:
+        gun, firmware = self._gun, self._firmware
         while not self._stop.is_set():
-            self._gun.advance(self._clock.monotonic())
+            if firmware is not None:
+                with firmware.lock:
+                    sim = firmware.sim
+                    gun.firmware_motor_on = sim.motor_on
+                    gun.firmware_cap_ppm = sim.cap_ppm
+                    override = self.reported_ppm_override
+                    sim.reported_ppm = round(gun.rate_ppm if override is None else override)
+            gun.advance(self._clock.monotonic())
             time.sleep(SIM_GUN_PERIOD_S)
 
 
@@ -79,7 +104,25 @@ class LiveOperator:
         raise ValueError("wall_clock steps only run in `gunguard simulate` (virtual time)")
 
     def firmware_step(self, link: Any, firmware: Any) -> None:
-        raise ValueError("link/firmware steps only run in `gunguard simulate` (virtual time)")
+        pty = self._daemon.pty_firmware
+        driver = self._daemon.sim_gun_driver
+        if pty is None or driver is None:
+            raise ValueError("link/firmware steps need a serial: section in the config")
+        if link is not None and link.state == "unplugged":
+            pty.unplug()
+        with pty.lock:
+            sim = pty.sim
+            if link is not None and link.state != "unplugged":
+                sim.link_mode = link.state
+            if firmware is not None:
+                if "reported_ppm" in firmware.model_fields_set:
+                    driver.reported_ppm_override = firmware.reported_ppm
+                if firmware.attachment is not None:
+                    sim.attachment = Attachment.from_label(firmware.attachment)
+                if firmware.motor is not None:
+                    sim.motor_on = firmware.motor == "on"
+                if firmware.button is not None:
+                    sim.press(*BUTTONS[firmware.button])
 
 
 class Daemon:
@@ -102,6 +145,9 @@ class Daemon:
         self._stop_callbacks: list[Callable[[], object]] = []
         self._signals: dict[int, Callable[[int, FrameType | None], None]] = {}
         self.rig: Rig = build_rig(cfg, self.clock, simulated_gun=simulated_gun)
+        self.pty_firmware: PtyFirmware | None = None
+        self.sim_gun_driver: SimGunDriver | None = None
+        self.transport: SerialTransport | None = None
         try:
             self.supervisor = Supervisor(
                 cfg,
@@ -116,12 +162,29 @@ class Daemon:
             self.watchdog = LoopWatchdog(
                 self.supervisor, self.clock, cfg.loop.max_loop_gap_ms / 1000.0
             )
+            if cfg.serial is not None:
+                self._attach_firmware_link(cfg.serial, simulated_gun)
         except BaseException:
             self.rig.close()
             raise
         if not self.rig.switch.pin_is_inactive():
             self.rig.close()
             raise RuntimeError("the motor power pin does not read back as off after start-up")
+
+    def _attach_firmware_link(self, serial: SerialConfig, simulated_gun: bool) -> None:
+        """The UART to the gun's firmware; with the simulated gun, its firmware on a pty."""
+        port = serial.port
+        if simulated_gun:
+            self.pty_firmware = PtyFirmware(SimFirmwareEndpoint()).start()
+            self.add_closer(self.pty_firmware.close)
+            port = self.pty_firmware.port
+        endpoint = LinkEndpoint(
+            heartbeat_ms=serial.heartbeat_ms, heartbeat_timeout_ms=serial.heartbeat_timeout_ms
+        )
+        self.transport = SerialTransport(endpoint, port, baudrate=serial.baudrate, clock=self.clock)
+        self.guard = FirmwareGuard(self.supervisor, self.transport, serial, self.clock)
+        self._ready_callbacks.insert(0, self.transport.start)
+        self.add_closer(self.transport.close)
 
     def add_thread(self, thread: threading.Thread) -> None:
         self._threads.append(thread)
@@ -142,6 +205,39 @@ class Daemon:
         """Install ``handler`` for ``signum`` while the daemon runs."""
         self._signals[signum] = handler
 
+    def serve_operator(self, socket_path: Path | None) -> None:
+        """Open the control socket (None: none) and the physical controls, if configured.
+
+        Both claim their resources now, so a socket in use or a pin conflict stops the
+        start-up (power off, pins released, then the error), but serve only from
+        :meth:`run` on, once the loop is about to tick.
+        """
+        from controller.control_socket import ControlServer
+        from hardware.controls import PhysicalControls
+
+        closers: list[Callable[[], None]] = []
+        try:
+            if socket_path is not None:
+                server = ControlServer(self.supervisor, socket_path, self.clock)
+                closers.append(server.close)
+                server.open()
+                self.add_thread(server.thread)
+            if self.cfg.controls is not None:
+                controls = PhysicalControls(self.supervisor, self.cfg.controls, self.rig.factory)
+                closers.append(controls.close)
+                self.add_thread(controls.thread)
+        except BaseException:
+            self.supervisor.close()
+            for closer in reversed(self._closers + closers):  # the start-up is over
+                try:
+                    closer()
+                except Exception:
+                    log.exception("error while abandoning the start-up: %r", closer)
+            self.rig.close()
+            raise
+        for closer in closers:
+            self.add_closer(closer)
+
     def request_stop(self, *_: Any) -> None:
         if not self.stop_event.is_set():
             for callback in self._stop_callbacks:
@@ -158,12 +254,18 @@ class Daemon:
         previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         try:
             if self.rig.gun is not None:
-                self.add_thread(SimGunDriver(self.rig.gun, self.clock, self.stop_event))
+                self.sim_gun_driver = SimGunDriver(
+                    self.rig.gun, self.clock, self.stop_event, self.pty_firmware
+                )
+                self.add_thread(self.sim_gun_driver)
+            for callback in self._ready_callbacks:
+                callback()
+            # The gap clock and its watchdog run before anything (socket, buttons, the
+            # simulated gun) can arm a region; the loop's first tick follows at once.
+            self.supervisor.loop_starting()
             self.watchdog.start()
             for thread in self._threads:
                 thread.start()
-            for callback in self._ready_callbacks:
-                callback()
             log.info("gunguard running: loop %g Hz, power off, no region", self.cfg.loop.rate_hz)
             self.loop.run(self.stop_event)
         finally:
