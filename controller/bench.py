@@ -30,10 +30,9 @@ from controller.dose import RegionDose
 from controller.events import Event, EventBus
 from controller.firmware import FirmwareGuard
 from controller.serial_link import LinkEndpoint
-from controller.serial_protocol import Attachment
 from controller.supervisor import Supervisor
 from hardware.rig import Rig, build_rig
-from hardware.sim_firmware import BUTTONS, SimFirmwareEndpoint
+from hardware.sim_firmware import SimFirmwareEndpoint, apply_firmware_step
 from hardware.simgun import FORCE_FAULTS, SWITCH_FAULTS, TACH_FAULTS
 
 #: How often the simulated UART carries bytes (a real one at 115200 baud: continuously).
@@ -190,15 +189,10 @@ class Bench:
             elif was_unplugged and link.state != "unplugged":
                 pi.connection_made(now)
         if firmware is not None:
-            fields = firmware.model_fields_set
-            if "reported_ppm" in fields:
-                self.reported_ppm_override = firmware.reported_ppm
-            if firmware.attachment is not None:
-                fw.attachment = Attachment.from_label(firmware.attachment)
-            if firmware.motor is not None:
-                fw.motor_on = firmware.motor == "on"
-            if firmware.button is not None:
-                fw.press(*BUTTONS[firmware.button])
+            apply_firmware_step(fw, firmware, self._set_reported_ppm)
+
+    def _set_reported_ppm(self, ppm: float | None) -> None:
+        self.reported_ppm_override = ppm
 
     def run(self, seconds: float) -> None:
         self.run_until(self.now + seconds)

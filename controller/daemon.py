@@ -27,10 +27,9 @@ from controller.firmware import FirmwareGuard
 from controller.loop import LoopWatchdog, RealtimeLoop
 from controller.scenario import Scenario, apply_step
 from controller.serial_link import LinkEndpoint, SerialTransport
-from controller.serial_protocol import Attachment
 from controller.supervisor import Supervisor
 from hardware.rig import Rig, build_rig
-from hardware.sim_firmware import BUTTONS, PtyFirmware, SimFirmwareEndpoint
+from hardware.sim_firmware import PtyFirmware, SimFirmwareEndpoint, apply_firmware_step
 from hardware.simgun import SimulatedGun
 
 log = logging.getLogger(__name__)
@@ -59,6 +58,10 @@ class SimGunDriver(threading.Thread):
         self._stop = stop
         self._firmware = firmware
         self.reported_ppm_override: float | None = None
+
+    def set_reported_ppm(self, ppm: float | None) -> None:
+        """The firmware reports ``ppm`` instead of the truth (None: the truth again)."""
+        self.reported_ppm_override = ppm
 
     def run(self) -> None:
         gun, firmware = self._gun, self._firmware
@@ -115,14 +118,7 @@ class LiveOperator:
             if link is not None and link.state != "unplugged":
                 sim.link_mode = link.state
             if firmware is not None:
-                if "reported_ppm" in firmware.model_fields_set:
-                    driver.reported_ppm_override = firmware.reported_ppm
-                if firmware.attachment is not None:
-                    sim.attachment = Attachment.from_label(firmware.attachment)
-                if firmware.motor is not None:
-                    sim.motor_on = firmware.motor == "on"
-                if firmware.button is not None:
-                    sim.press(*BUTTONS[firmware.button])
+                apply_firmware_step(sim, firmware, driver.set_reported_ppm)
 
 
 class Daemon:

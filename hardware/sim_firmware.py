@@ -22,9 +22,10 @@ import random
 import select
 import threading
 import tty
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from controller.clock import Clock, RealClock
 from controller.serial_protocol import (
@@ -417,3 +418,21 @@ BUTTONS: dict[str, tuple[ButtonId, PressKind]] = {
     "previous": (ButtonId.MINUS, PressKind.SHORT),
     "reset": (ButtonId.MODE, PressKind.LONG),
 }
+
+
+def apply_firmware_step(
+    sim: SimFirmwareEndpoint, step: Any, set_reported_ppm: Callable[[float | None], None]
+) -> None:
+    """Play a scenario's ``firmware:`` step on the simulated firmware.
+
+    ``reported_ppm`` makes the firmware report a rate of its own (null: the truth
+    again); the caller owns that override because it couples gun and firmware.
+    """
+    if "reported_ppm" in step.model_fields_set:
+        set_reported_ppm(step.reported_ppm)
+    if step.attachment is not None:
+        sim.attachment = Attachment.from_label(step.attachment)
+    if step.motor is not None:
+        sim.motor_on = step.motor == "on"
+    if step.button is not None:
+        sim.press(*BUTTONS[step.button])
