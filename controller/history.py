@@ -10,10 +10,8 @@ ever added within a format version.
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 import time
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,8 @@ from rich.table import Table
 
 from controller import treatments as rules
 from controller.dose import DOSE_EPSILON
-from controller.ledger import NEWEST_SQL, StorageFault, check_store, connect, describe_error
+from controller.store_queries import StoreReader, Treatment, Trip, open_reader
+from controller.store_schema import StorageFault
 
 FORMAT = "gunguard-history/1"
 EXIT_OK = 0
@@ -39,14 +38,11 @@ def collect(path: Path, *, now: float | None = None, region: str | None = None) 
     now = time.time() if now is None else now
     if not path.exists():
         raise StorageFault(path, "no such file (has gunguard run with this store yet?)")
-    try:
-        with closing(connect(path, mode="ro", timeout=2.0)) as conn:
-            version = check_store(conn, path, full=False)
-            if version == 0:
-                return _empty(path, now, version)
-            return _collect(conn, path, now, region, version)
-    except sqlite3.Error as exc:
-        raise StorageFault(path, describe_error(exc)) from exc
+    with open_reader(path) as store:
+        version = store.schema_version()
+        if version == 0:
+            return _empty(path, now, version)
+        return _collect(store, path, now, region, version)
 
 
 def _empty(path: Path, now: float, version: int) -> dict[str, Any]:
@@ -63,71 +59,57 @@ def _empty(path: Path, now: float, version: int) -> dict[str, Any]:
     }
 
 
+def _treatment_json(t: Treatment) -> dict[str, Any]:
+    by_band = [
+        {"band": b.band, "up_to_ppm": b.up_to_ppm, "seconds": round(b.seconds, 3)} for b in t.bands
+    ]
+    return {
+        "id": t.id,
+        "region": t.region,
+        "start": rules.iso(t.start_wall),
+        "end": rules.iso(t.end_wall),
+        "contact_seconds": round(sum(b["seconds"] for b in by_band), 3),
+        "seconds_by_band": by_band,
+        "dose": None if t.dose is None else round(t.dose, 4),
+    }
+
+
+def _trip_json(trip: Trip) -> dict[str, Any]:
+    return {
+        "id": trip.id,
+        "at": rules.iso(trip.wall),
+        "reason": trip.reason,
+        "detail": trip.detail,
+        "region": trip.region,
+        "config_hash": trip.config_hash,
+        "cleared_at": _iso(trip.cleared_wall),
+        "latched": trip.latched,
+    }
+
+
 def _collect(
-    conn: sqlite3.Connection, path: Path, now: float, only: str | None, version: int
+    store: StoreReader, path: Path, now: float, only: str | None, version: int
 ) -> dict[str, Any]:
-    newest = conn.execute(NEWEST_SQL).fetchone()[0]
-    session = conn.execute(
-        "SELECT id, gap_s, rest_s FROM sessions ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    bands: dict[int, list[dict[str, Any]]] = {}
-    for tid, band, up_to, seconds in conn.execute(
-        "SELECT treatment_id, band, up_to_ppm, seconds FROM treatment_bands"
-        " ORDER BY treatment_id, band"
-    ):
-        bands.setdefault(tid, []).append(
-            {"band": band, "up_to_ppm": up_to, "seconds": round(seconds, 3)}
-        )
-    treatments = []
-    for tid, region, start, end, dose in conn.execute(
-        "SELECT id, region, start_wall, end_wall, dose FROM treatments ORDER BY id"
-    ):
-        if only is not None and region != only:
-            continue
-        by_band = bands.get(tid, [])
-        treatments.append(
-            {
-                "id": tid,
-                "region": region,
-                "start": rules.iso(start),
-                "end": rules.iso(end),
-                "contact_seconds": round(sum(b["seconds"] for b in by_band), 3),
-                "seconds_by_band": by_band,
-                "dose": None if dose is None else round(dose, 4),
-                "_start": start,
-                "_end": end,
-            }
-        )
-    trips = []
-    for tid, wall, reason, detail, region, config_hash, cleared in conn.execute(
-        "SELECT id, wall, reason, detail, region, config_hash, cleared_wall FROM trips ORDER BY id"
-    ):
-        if only is not None and region != only:
-            continue
-        trips.append(
-            {
-                "id": tid,
-                "at": rules.iso(wall),
-                "reason": reason,
-                "detail": detail,
-                "region": region,
-                "config_hash": config_hash,
-                "cleared_at": _iso(cleared),
-                "latched": cleared is None,
-            }
-        )
-    gap_s = float(session[1]) if session else 1800.0
-    rest_s = float(session[2]) if session else 48 * 3600.0
+    newest = store.newest_record()
+    session = store.latest_session()
+    # Each treatment with its JSON form: a region's outlook is judged on the values
+    # shown (the rounded seconds and dose), as it always has been.
+    shown = [
+        (t, _treatment_json(t)) for t in store.treatments() if only is None or t.region == only
+    ]
+    trips = [_trip_json(trip) for trip in store.trips() if only is None or trip.region == only]
+    gap_s = session.gap_s if session else 1800.0
+    rest_s = session.rest_s if session else 48 * 3600.0
     regions = []
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, tuple[Treatment, dict[str, Any]]] = {}
     counts: dict[str, int] = {}
-    for t in treatments:
-        latest[t["region"]] = t
-        counts[t["region"]] = counts.get(t["region"], 0) + 1
+    for t, js in shown:
+        latest[t.region] = (t, js)
+        counts[t.region] = counts.get(t.region, 0) + 1
     for name in sorted(latest):
-        t = latest[name]
+        t, js = latest[name]
         state = rules.RegionState(
-            tuple(b["seconds"] for b in t["seconds_by_band"]), t["_start"], t["_end"]
+            tuple(b["seconds"] for b in js["seconds_by_band"]), t.start_wall, t.end_wall
         )
         view = rules.outlook(
             state,
@@ -135,22 +117,20 @@ def _collect(
             newest_record=newest,
             gap_s=gap_s,
             rest_s=rest_s,
-            dose_used_up=(t["dose"] or 0.0) >= DOSE_FULL,
+            dose_used_up=(js["dose"] or 0.0) >= DOSE_FULL,
         )
         regions.append(
             {
                 "region": name,
                 "treatments": counts[name],
-                "last_treatment_id": t["id"],
-                "last_contact": t["end"],
-                "dose": t["dose"],
+                "last_treatment_id": t.id,
+                "last_contact": js["end"],
+                "dose": js["dose"],
                 "status": view.status,
                 "next_treatment_from": _iso(view.next_at),
                 "may_continue_until": _iso(view.continue_until),
             }
         )
-    for t in treatments:
-        del t["_start"], t["_end"]
     return {
         "format": FORMAT,
         "db": str(path),
@@ -164,10 +144,10 @@ def _collect(
         "limits": {
             "rest_hours": rest_s / 3600.0,
             "treatment_gap_minutes": gap_s / 60.0,
-            "from_session": session[0] if session else None,
+            "from_session": session.id if session else None,
         },
         "regions": regions,
-        "treatments": treatments,
+        "treatments": [js for _, js in shown],
         "trips": trips,
     }
 

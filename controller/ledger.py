@@ -17,11 +17,11 @@ when the store is opened; the store is written behind, by a writer thread:
   loses at most the contact counted since the last commit: the flush interval plus
   the commit's own time, well under 1 s.
 
-A store that cannot be trusted is never replaced, truncated or migrated: it fails
-``PRAGMA integrity_check``, is locked, unreadable, foreign, newer than this code, or
-on a full disk -> :attr:`Ledger.fault` is set and every region is refused
-``storage_fault``. A write that fails while running calls the fault handler (the
-daemon trips ``storage_fault``) and keeps everything pending in memory to retry.
+A store that cannot be trusted is never replaced, truncated or migrated
+(:func:`controller.store_schema.open_store` judges it): :attr:`Ledger.fault` is set
+and every region is refused ``storage_fault``. A write that fails while running (a
+full disk, a lock held too long) calls the fault handler (the daemon trips
+``storage_fault``) and keeps everything pending in memory to retry.
 
 Clock steps are seen against the monotonic clock (:meth:`Ledger._observe`).
 Treatment times are stamped on a *session clock*, monotonic time plus the highest
@@ -43,11 +43,10 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from controller import ceilings, configfile, events
 from controller import reasons as why
@@ -57,6 +56,14 @@ from controller.clock import Clock
 from controller.config import GunguardConfig
 from controller.events import Event
 from controller.limits import Limits, RegionLimits
+from controller.store_queries import BandSeconds, StoreReader
+
+# ``name as name``: the store's format, re-exported for callers that know it from here.
+from controller.store_schema import APPLICATION_ID as APPLICATION_ID
+from controller.store_schema import MIGRATIONS as MIGRATIONS
+from controller.store_schema import SCHEMA_VERSION as SCHEMA_VERSION
+from controller.store_schema import StorageFault, describe_error, open_store, rollback
+from controller.store_schema import migrate as migrate
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +83,6 @@ OPEN_TIMEOUT_S = 2.0
 RETRY_S = 1.0
 #: A change of (wall - monotonic) larger than this is a clock step, not drift.
 STEP_TOLERANCE_S = 1.0
-#: ``PRAGMA application_id``: marks the file as a gunguard history ("GGhs").
-APPLICATION_ID = 0x47476873
 DEFAULT_STATE_DIR = "/var/lib/gunguard"
 DB_NAME = "history.db"
 
@@ -85,87 +90,10 @@ DB_NAME = "history.db"
 Probe = Callable[[], tuple[float, float, bool, str | None]]
 FaultHandler = Callable[[str], object]
 
-_V1 = """
-CREATE TABLE sessions (
-    id INTEGER PRIMARY KEY,
-    opened_wall REAL NOT NULL,
-    opened_mono REAL NOT NULL,
-    boot_id TEXT,
-    pid INTEGER,
-    config_hash TEXT NOT NULL,
-    gap_s REAL NOT NULL,
-    rest_s REAL NOT NULL,
-    flushed_wall REAL,
-    flushed_mono REAL,
-    newest_wall REAL,
-    closed_wall REAL
-);
-CREATE TABLE treatments (
-    id INTEGER PRIMARY KEY,
-    region TEXT NOT NULL,
-    start_wall REAL NOT NULL,
-    end_wall REAL NOT NULL,
-    dose REAL,
-    start_session INTEGER NOT NULL REFERENCES sessions(id),
-    end_session INTEGER NOT NULL REFERENCES sessions(id)
-);
-CREATE INDEX treatments_by_region ON treatments(region, id);
-CREATE TABLE treatment_bands (
-    treatment_id INTEGER NOT NULL REFERENCES treatments(id),
-    band INTEGER NOT NULL,
-    up_to_ppm REAL,
-    seconds REAL NOT NULL,
-    PRIMARY KEY (treatment_id, band)
-) WITHOUT ROWID;
-CREATE TABLE trips (
-    id INTEGER PRIMARY KEY,
-    wall REAL NOT NULL,
-    clock_offset REAL NOT NULL,
-    session INTEGER NOT NULL REFERENCES sessions(id),
-    reason TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    region TEXT,
-    config_hash TEXT NOT NULL,
-    cleared_wall REAL
-);
-CREATE TABLE actions (
-    id INTEGER PRIMARY KEY,
-    wall REAL NOT NULL,
-    clock_offset REAL NOT NULL,
-    session INTEGER NOT NULL REFERENCES sessions(id),
-    kind TEXT NOT NULL,
-    region TEXT,
-    detail TEXT
-);
-CREATE TABLE telemetry (
-    wall REAL NOT NULL,
-    clock_offset REAL NOT NULL,
-    session INTEGER NOT NULL,
-    rate_ppm REAL NOT NULL,
-    force_n REAL NOT NULL,
-    power INTEGER NOT NULL,
-    region TEXT,
-    dose REAL
-);
-"""
-
-#: (version, SQL): applied in order, each atomically together with its user_version.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
-SCHEMA_VERSION = MIGRATIONS[-1][0]
-
 # Action kinds (the ``actions`` table).
 SELECT, DESELECT, REFUSED, RESET = "select", "deselect", "refused", "reset"
 CLOCK_STEP, TRIP_RESTORED = "clock_step", "trip_restored"
 
-NEWEST_SQL = (
-    "SELECT MAX(x) FROM ("
-    " SELECT MAX(newest_wall) AS x FROM sessions UNION ALL"
-    " SELECT MAX(opened_wall) FROM sessions UNION ALL"
-    " SELECT MAX(end_wall) FROM treatments UNION ALL"
-    " SELECT MAX(wall) FROM trips UNION ALL"
-    " SELECT MAX(cleared_wall) FROM trips UNION ALL"
-    " SELECT MAX(wall) FROM actions)"
-)
 _UPSERT_TREATMENT = (
     "INSERT INTO treatments (id, region, start_wall, end_wall, dose, start_session, end_session)"
     " VALUES (:id, :region, :start, :end, :dose, :sid, :sid)"
@@ -199,16 +127,6 @@ _SHIFT_SESSION = "UPDATE sessions SET opened_wall = opened_wall + ? WHERE id = ?
 _FLUSHED = "UPDATE sessions SET flushed_wall = ?, flushed_mono = ?, newest_wall = ? WHERE id = ?"
 
 
-class StorageFault(Exception):
-    """The store cannot be used; it is left exactly as it is."""
-
-    def __init__(self, path: Path | str, problem: str, code: str | None = None) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = str(path)
-        self.problem = problem
-        self.code = code  # the SQLite error name, when SQLite raised it
-
-
 def default_storage_path(cfg: GunguardConfig, env: dict[str, str] | None = None) -> Path:
     """``storage.path``, else ``$STATE_DIRECTORY/history.db`` (systemd), else /var/lib."""
     env = dict(os.environ) if env is None else env
@@ -225,89 +143,6 @@ def supervisor_probe(supervisor: Any) -> Probe:
         return supervisor.rate_ppm, supervisor.force_n, supervisor.power_on, supervisor.region
 
     return probe
-
-
-def describe_error(exc: BaseException) -> str:
-    """An sqlite/OS error in words, with the SQLite code name when there is one."""
-    name = getattr(exc, "sqlite_errorname", None)
-    text = str(exc) or type(exc).__name__
-    return f"{text} ({name})" if name else text
-
-
-def connect(path: Path, *, mode: str, timeout: float) -> sqlite3.Connection:
-    """Open ``path`` (never creating it unless ``mode`` is ``rwc``), in autocommit."""
-    uri = f"file:{quote(str(path.absolute()))}?mode={mode}"
-    return sqlite3.connect(
-        uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
-    )
-
-
-def check_store(conn: sqlite3.Connection, path: Path, *, full: bool = True) -> int:
-    """Raise :class:`StorageFault` unless ``conn`` is a sound gunguard store; its version.
-
-    Only reads. Version 0 with no tables is an empty store, ready for the migrations.
-    """
-    try:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-        tables = [
-            r[0]
-            for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY 1")
-        ]
-        check = conn.execute("PRAGMA integrity_check" if full else "PRAGMA quick_check")
-        problems = [r[0] for r in check.fetchmany(5)]
-    except sqlite3.Error as exc:
-        code = getattr(exc, "sqlite_errorname", None)
-        raise StorageFault(path, describe_error(exc), code) from exc
-    if problems != ["ok"]:
-        raise StorageFault(path, "fails PRAGMA integrity_check: " + "; ".join(problems))
-    if app_id not in (0, APPLICATION_ID) or (version == 0 and tables):
-        raise StorageFault(
-            path,
-            f"not a gunguard history (application_id {app_id:#x}, schema {version}, "
-            f"tables: {', '.join(tables) or 'none'}); refusing to write into it",
-        )
-    if version > SCHEMA_VERSION:
-        raise StorageFault(
-            path,
-            f"schema version {version} is newer than this gunguard knows ({SCHEMA_VERSION}): "
-            "written by a newer gunguard",
-        )
-    return version
-
-
-def migrate(
-    conn: sqlite3.Connection,
-    path: Path,
-    version: int,
-    migrations: tuple[tuple[int, str], ...] = MIGRATIONS,
-) -> int:
-    """Apply every migration above ``version``, each atomically with its user_version."""
-    for target, sql in migrations:
-        if target <= version:
-            continue
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in sql.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {int(target)}")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            _rollback(conn)
-            raise StorageFault(
-                path, f"migration to schema {target} failed: {describe_error(exc)}"
-            ) from exc
-        log.info("treatment history %s: schema %d -> %d", path, version, target)
-        version = target
-    return version
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    with suppress(sqlite3.Error):
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
 
 
 def _boot_id() -> str | None:
@@ -486,85 +321,33 @@ class Ledger:
 
     # -- opening ----------------------------------------------------------------------------
     def _open(self, timeout: float) -> None:
-        path = self.path
-        created = [p for p in _companions(path) if not p.exists()]
-        exists = path.exists()
-        checked = False
-        if exists:
-            if not path.is_file():
-                raise StorageFault(path, "is not a regular file")
-            try:
-                with path.open("rb") as f:
-                    f.read(100)
-            except OSError as exc:
-                raise StorageFault(path, f"cannot read: {exc.strerror or exc}") from exc
-            # Judge it on a read-only connection first: a store that fails is never
-            # written to. Only when read-only cannot even look (the WAL of a killed writer
-            # whose index needs rebuilding) is it judged on the read-write one below.
-            try:
-                with closing(connect(path, mode="ro", timeout=timeout)) as ro:
-                    check_store(ro, path)
-                checked = True
-            except StorageFault as fault:
-                code = fault.code or ""
-                if not code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
-                    if not code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-                        _remove_new_side_files(created)  # (a lock holder may be using them)
-                    raise
-            except sqlite3.Error as exc:
-                _remove_new_side_files(created)
-                raise StorageFault(path, describe_error(exc)) from exc
+        conn = open_store(self.path, timeout=timeout, durable=self._durable)
         try:
-            conn = connect(path, mode="rw" if exists else "rwc", timeout=timeout)
-        except sqlite3.Error as exc:
-            raise StorageFault(path, f"cannot open: {describe_error(exc)}") from exc
-        try:
-            if checked:
-                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            else:
-                version = check_store(conn, path)
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StorageFault(path, f"cannot use WAL journal mode (got {mode})")
-            conn.execute(f"PRAGMA synchronous = {'FULL' if self._durable else 'NORMAL'}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            migrate(conn, path, version)
             self._load(conn)
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
-        except StorageFault:
-            conn.close()
-            raise
         except sqlite3.Error as exc:
-            _rollback(conn)
+            rollback(conn)
             conn.close()
-            raise StorageFault(path, describe_error(exc)) from exc
+            raise StorageFault(self.path, describe_error(exc)) from exc
         self._conn = conn
 
     def _load(self, conn: sqlite3.Connection) -> None:
         """Read what decisions need into memory; register this session."""
-        newest = conn.execute(NEWEST_SQL).fetchone()[0]
-        self._newest_before = float("-inf") if newest is None else float(newest)
-        for tid, region, start, end in conn.execute(
-            "SELECT t.id, t.region, t.start_wall, t.end_wall FROM treatments t"
-            " JOIN (SELECT MAX(id) AS id FROM treatments GROUP BY region) m ON t.id = m.id"
-        ):
-            seconds: list[float] = []
-            for band, secs in conn.execute(
-                "SELECT band, seconds FROM treatment_bands WHERE treatment_id = ?", (tid,)
-            ):
-                seconds.extend([0.0] * (band + 1 - len(seconds)))
-                seconds[band] = float(secs)
-            self._latest[region] = _Treatment(tid, region, start, end, seconds, here=False)
-        self._next_id = int(
-            conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM treatments").fetchone()[0]
-        )
+        store = StoreReader(conn)
+        newest = store.newest_record()
+        self._newest_before = float("-inf") if newest is None else newest
+        for t in store.latest_treatments():
+            seconds = _seconds_by_band(t.bands)
+            self._latest[t.region] = _Treatment(
+                t.id, t.region, t.start_wall, t.end_wall, seconds, here=False
+            )
+        # The newest treatment overall is the newest of its region.
+        self._next_id = max((t.id for t in self._latest.values()), default=0) + 1
         self._telemetry_rowid0 = int(
             conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM telemetry").fetchone()[0]
         )
-        row = conn.execute(
-            "SELECT reason, detail, wall FROM trips WHERE cleared_wall IS NULL ORDER BY id LIMIT 1"
-        ).fetchone()
-        self._latched = None if row is None else (row[0], row[1], float(row[2]))
+        trip = store.latched_trip()
+        self._latched = None if trip is None else (trip.reason, trip.detail, trip.wall)
         mono = self._clock.monotonic()
         wall = self._clock.wall()
         conn.execute("BEGIN IMMEDIATE")
@@ -924,7 +707,7 @@ class Ledger:
             try:
                 written = self._write(conn, ops, rows, wall, mono, newest)
             except sqlite3.Error as exc:
-                _rollback(conn)
+                rollback(conn)
                 with self._lock:
                     self._ops[:0] = ops  # nothing is lost: retried, in order
                     for row in rows:
@@ -1042,22 +825,19 @@ class Ledger:
             yield self._conn
 
 
+def _seconds_by_band(bands: tuple[BandSeconds, ...]) -> list[float]:
+    """Seconds indexed by band number (a band missing from the store counts 0)."""
+    seconds: list[float] = []
+    for b in bands:
+        seconds.extend([0.0] * (b.band + 1 - len(seconds)))
+        seconds[b.band] = b.seconds
+    return seconds
+
+
 def _band_ppm(limits: RegionLimits | None, band: int) -> float | None:
     if limits is None or band >= len(limits.bands):
         return None
     return float(limits.bands[band].up_to_ppm)
-
-
-def _companions(path: Path) -> list[Path]:
-    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
-
-
-def _remove_new_side_files(created: list[Path]) -> None:
-    """Remove side files a failed read-only check created (never ones that were there)."""
-    for p in created:
-        with suppress(OSError):
-            if p.exists() and (p.name.endswith("-shm") or p.stat().st_size == 0):
-                p.unlink()
 
 
 def open_ledger(

@@ -24,9 +24,7 @@ Agg canvas), so this works without a display.
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -40,8 +38,10 @@ from controller import treatments as rules
 from controller.ceilings import DOSE_WARNING
 from controller.config import GunguardConfig
 from controller.configfile import ConfigError
-from controller.ledger import StorageFault, check_store, connect, default_storage_path
+from controller.ledger import default_storage_path
 from controller.limits import Limits, RegionLimits
+from controller.store_queries import StoreReader, Telemetry, Treatment, Trip, open_reader
+from controller.store_schema import StorageFault
 
 FORMAT = "gunguard-report/1"
 EXIT_OK, EXIT_NOT_FOUND, EXIT_CONFIG, EXIT_STORAGE = 0, 1, configfile.EXIT_CONFIG, 4
@@ -81,6 +81,19 @@ class Samples:
     dose: list[float | None] = field(default_factory=list)
     region: list[str | None] = field(default_factory=list)
 
+    @classmethod
+    def since(cls, origin: float, telemetry: Telemetry) -> Samples:
+        """The stored samples, timed from ``origin``."""
+        return cls(
+            t=[wall - origin for wall in telemetry.wall],
+            wall=telemetry.wall,
+            rate_ppm=telemetry.rate_ppm,
+            force_n=telemetry.force_n,
+            power=telemetry.power,
+            dose=telemetry.dose,
+            region=telemetry.region,
+        )
+
 
 @dataclass
 class TripMark:
@@ -92,25 +105,26 @@ class TripMark:
     cleared_wall: float | None
 
 
-@dataclass
-class TreatmentInfo:
-    id: int
-    region: str
-    start_wall: float
-    end_wall: float
-    dose: float | None
-    seconds_by_band: list[float]
+def _trip_marks(origin: float, trips: list[Trip]) -> list[TripMark]:
+    return [
+        TripMark(
+            trip.wall - origin, trip.wall, trip.reason, trip.detail, trip.region, trip.cleared_wall
+        )
+        for trip in trips
+    ]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "region": self.region,
-            "start": rules.iso(self.start_wall),
-            "end": rules.iso(self.end_wall),
-            "dose": None if self.dose is None else round(self.dose, 4),
-            "contact_seconds": round(sum(self.seconds_by_band), 3),
-            "seconds_by_band": [round(x, 3) for x in self.seconds_by_band],
-        }
+
+def _treatment_dict(t: Treatment) -> dict[str, Any]:
+    seconds = [b.seconds for b in t.bands]
+    return {
+        "id": t.id,
+        "region": t.region,
+        "start": rules.iso(t.start_wall),
+        "end": rules.iso(t.end_wall),
+        "dose": None if t.dose is None else round(t.dose, 4),
+        "contact_seconds": round(sum(seconds), 3),
+        "seconds_by_band": [round(x, 3) for x in seconds],
+    }
 
 
 @dataclass
@@ -125,7 +139,7 @@ class Report:
     config_source: str | None
     config_hash: str | None
     limits: dict[str, RegionLimits]  # for the regions in the report; empty: no config
-    treatments: list[TreatmentInfo]
+    treatments: list[Treatment]
     samples: Samples
     trips: list[TripMark]
 
@@ -149,7 +163,7 @@ class Report:
             "start": rules.iso(self.start_wall),
             "end": rules.iso(self.end_wall),
             "origin": rules.iso(self.origin_wall),
-            "treatments": [t.as_dict() for t in self.treatments],
+            "treatments": [_treatment_dict(t) for t in self.treatments],
             "config": {
                 "source": self.config_source,
                 "hash": self.config_hash,
@@ -209,84 +223,31 @@ def load(
     if not path.exists():
         raise ReportError(f"{path}: no such file (has gunguard run with this store?)", EXIT_STORAGE)
     try:
-        with closing(connect(path, mode="ro", timeout=2.0)) as conn:
-            if check_store(conn, path, full=False) == 0:
+        with open_reader(path) as store:
+            if store.schema_version() == 0:
                 raise ReportError(f"{path}: nothing recorded yet", EXIT_NOT_FOUND)
             if whole_session:
-                return _load_session(conn, path, session, config)
-            return _load_treatment(conn, path, treatment, config)
+                return _load_session(store, path, session, config)
+            return _load_treatment(store, path, treatment, config)
     except StorageFault as fault:
         raise ReportError(str(fault), EXIT_STORAGE) from None
-    except sqlite3.Error as exc:
-        raise ReportError(f"{path}: {exc}", EXIT_STORAGE) from None
-
-
-def _treatments(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[TreatmentInfo]:
-    out = []
-    for tid, region, start, end, dose in conn.execute(
-        f"SELECT id, region, start_wall, end_wall, dose FROM treatments WHERE {where} ORDER BY id",
-        args,
-    ):
-        bands = [
-            float(seconds)
-            for (seconds,) in conn.execute(
-                "SELECT seconds FROM treatment_bands WHERE treatment_id = ? ORDER BY band", (tid,)
-            )
-        ]
-        out.append(TreatmentInfo(tid, region, start, end, dose, bands))
-    return out
-
-
-def _samples(conn: sqlite3.Connection, where: str, args: tuple[Any, ...], origin: float) -> Samples:
-    samples = Samples()
-    for wall, rate, force, power, region, dose in conn.execute(
-        "SELECT wall, rate_ppm, force_n, power, region, dose FROM telemetry"
-        f" WHERE {where} ORDER BY wall, rowid",
-        args,
-    ):
-        samples.t.append(wall - origin)
-        samples.wall.append(wall)
-        samples.rate_ppm.append(rate)
-        samples.force_n.append(force)
-        samples.power.append(bool(power))
-        samples.dose.append(dose)
-        samples.region.append(region)
-    return samples
-
-
-def _trips(
-    conn: sqlite3.Connection, where: str, args: tuple[Any, ...], origin: float
-) -> list[TripMark]:
-    return [
-        TripMark(wall - origin, wall, reason, detail, region, cleared)
-        for wall, reason, detail, region, cleared in conn.execute(
-            "SELECT wall, reason, detail, region, cleared_wall FROM trips"
-            f" WHERE {where} ORDER BY wall, id",
-            args,
-        )
-    ]
 
 
 def _load_treatment(
-    conn: sqlite3.Connection, path: Path, treatment: int | None, config: str | None
+    store: StoreReader, path: Path, treatment: int | None, config: str | None
 ) -> Report:
-    if treatment is None:
-        row = conn.execute("SELECT MAX(id) FROM treatments").fetchone()
-        treatment = row[0]
-    found = _treatments(conn, "id = ?", (treatment,)) if treatment is not None else []
-    if not found:
+    info = store.last_treatment() if treatment is None else store.treatment(treatment)
+    if info is None:
         what = "no treatments recorded yet" if treatment is None else f"no treatment {treatment}"
         raise ReportError(f"{path}: {what} (see gunguard history)", EXIT_NOT_FOUND)
-    info = found[0]
-    (session,) = conn.execute(
-        "SELECT end_session FROM treatments WHERE id = ?", (info.id,)
-    ).fetchone()
-    (session_hash,) = conn.execute(
-        "SELECT config_hash FROM sessions WHERE id = ?", (session,)
-    ).fetchone()
-    window = (info.start_wall - PAD_S, info.end_wall + PAD_S, info.region)
-    scope = "wall BETWEEN ? AND ? AND (region = ? OR region IS NULL)"
-    source, cfg_hash, limits = _limits(config, session_hash, [info.region])
+    ran = store.session(info.end_session)
+    if ran is None:  # the schema's foreign key rules it out: a damaged store
+        raise ReportError(
+            f"{path}: treatment {info.id} names session {info.end_session}, which is not stored",
+            EXIT_STORAGE,
+        )
+    window = (info.region, info.start_wall - PAD_S, info.end_wall + PAD_S)
+    source, cfg_hash, limits = _limits(config, ran.config_hash, [info.region])
     return Report(
         db=path,
         kind="treatment",
@@ -294,48 +255,43 @@ def _load_treatment(
         origin_wall=info.start_wall,
         start_wall=info.start_wall,
         end_wall=info.end_wall,
-        session_hash=session_hash,
+        session_hash=ran.config_hash,
         config_source=source,
         config_hash=cfg_hash,
         limits=limits,
         treatments=[info],
-        samples=_samples(conn, scope, window, info.start_wall),
-        trips=_trips(conn, scope, window, info.start_wall),
+        samples=Samples.since(info.start_wall, store.window_telemetry(*window)),
+        trips=_trip_marks(info.start_wall, store.window_trips(*window)),
     )
 
 
 def _load_session(
-    conn: sqlite3.Connection, path: Path, session: int | None, config: str | None
+    store: StoreReader, path: Path, session: int | None, config: str | None
 ) -> Report:
-    query = "SELECT id, opened_wall, closed_wall, newest_wall, config_hash FROM sessions"
-    row = (
-        conn.execute(query + " ORDER BY id DESC LIMIT 1").fetchone()
-        if session is None
-        else conn.execute(query + " WHERE id = ?", (session,)).fetchone()
-    )
-    if row is None:
+    found = store.latest_session() if session is None else store.session(session)
+    if found is None:
         what = "no sessions recorded yet" if session is None else f"no session {session}"
         raise ReportError(f"{path}: {what}", EXIT_NOT_FOUND)
-    sid, opened, closed, newest, session_hash = row
-    samples = _samples(conn, "session = ?", (sid,), opened)
-    treatments = _treatments(conn, "start_session = ? OR end_session = ?", (sid, sid))
+    opened = found.opened_wall
+    samples = Samples.since(opened, store.session_telemetry(found.id))
+    treatments = store.session_treatments(found.id)
     regions = list(dict.fromkeys([t.region for t in treatments] + [r for r in samples.region if r]))
-    source, cfg_hash, limits = _limits(config, session_hash, regions)
-    ends = [w for w in (closed, newest, *samples.wall[-1:]) if w is not None]
+    source, cfg_hash, limits = _limits(config, found.config_hash, regions)
+    ends = [w for w in (found.closed_wall, found.newest_wall, *samples.wall[-1:]) if w is not None]
     return Report(
         db=path,
         kind="session",
-        ident=sid,
+        ident=found.id,
         origin_wall=opened,
         start_wall=opened,
         end_wall=max(ends, default=opened),
-        session_hash=session_hash,
+        session_hash=found.config_hash,
         config_source=source,
         config_hash=cfg_hash,
         limits=limits,
         treatments=treatments,
         samples=samples,
-        trips=_trips(conn, "session = ?", (sid,), opened),
+        trips=_trip_marks(opened, store.session_trips(found.id)),
     )
 
 
