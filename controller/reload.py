@@ -47,6 +47,8 @@ def _looser_limits(old: Limits, new: Limits) -> Iterator[str]:
         if getattr(new, name) < getattr(old, name):
             yield f"limits: {name} {getattr(old, name):g} -> {getattr(new, name):g}"
     for name, region in new.regions.items():
+        if not region.allowed:
+            continue  # cannot be armed: its caps do not matter (forbidding one is tighter)
         before = old.regions.get(name)
         if before is None or (region.allowed and not before.allowed):
             if region.allowed:

@@ -50,8 +50,11 @@ class Reloader:
         self._source = config_source
         self._notifier = notifier
         self._wake = threading.Event()
+        #: A looser config waiting for the region to be disarmed. Handed over by an
+        #: atomic swap, never under a lock of ours: the hand-over runs inside a
+        #: supervisor event, under the supervisor's lock, and a second lock there
+        #: would invert the lock order with a reload thread that calls configure().
         self._pending: GunguardConfig | None = None
-        self._lock = threading.Lock()
         self.results: list[str] = []  # what each reload did (tests, status)
         daemon.bus.subscribe(self._on_event)
         self._thread = threading.Thread(target=self._run, name="gunguard-reload", daemon=True)
@@ -97,28 +100,26 @@ class Reloader:
             for reason in plan.reasons:
                 log.error("reload rejected, keeping the running config: %s", reason)
             return "rejected: needs restart"
-        with self._lock:
-            if plan.kind == LOOSER and daemon.supervisor.region is not None:
-                self._pending = new
-                for reason in plan.reasons:
-                    log.warning(
-                        "reload: looser limit deferred until no region is armed: %s", reason
-                    )
-                return "deferred: looser while armed"
-            self._apply(new, plan.kind)
+        if plan.kind == LOOSER and daemon.supervisor.region is not None:
+            # Deselected meanwhile? Then it waits for the next disarm: later, never looser.
+            self._pending = new
+            for reason in plan.reasons:
+                log.warning("reload: looser limit deferred until no region is armed: %s", reason)
+            return "deferred: looser while armed"
+        self._pending = None
+        self._apply(new, plan.kind)
         return f"applied: {plan.kind}"
 
     def _apply(self, new: GunguardConfig, kind: str) -> None:
-        self._pending = None
         self._daemon.cfg = new
         self._daemon.supervisor.configure(new)
         log.warning("reload: %s config applied (hash %s)", kind, configfile.config_hash(new))
 
     def _on_event(self, event: Event) -> None:
         if event.kind == events.REGION and event.fields.get("region") is None:
-            with self._lock:
-                if self._pending is not None:
-                    self._apply(self._pending, LOOSER)
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                self._apply(pending, LOOSER)
 
 
 def attach_systemd(

