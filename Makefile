@@ -29,7 +29,7 @@ demo: $(STAMP)
 	if [ -t 0 ] && [ -t 1 ]; then \
 	  sock="$(abspath $(DEMO_DIR))/control.sock"; \
 	  $(BIN)/gunguard run --config $(DEMO_CONFIG) --sim-gun $(DEMO) --control-socket "$$sock" \
-	    >$(DEMO_DIR)/daemon.log 2>&1 & pid=$$!; \
+	    --db $(DEMO_DIR)/history.db >$(DEMO_DIR)/daemon.log 2>&1 & pid=$$!; \
 	  trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT; trap : INT; \
 	  while [ ! -S "$$sock" ] && kill -0 $$pid 2>/dev/null; do sleep 0.1; done; \
 	  if ! kill -0 $$pid 2>/dev/null; then cat $(DEMO_DIR)/daemon.log; exit 1; fi; \
@@ -42,7 +42,8 @@ demo: $(STAMP)
 	  echo "events: $(DEMO_DIR)/daemon.log  report: $(BIN)/gunguard report --session" \
 	    "--db $(DEMO_DIR)/history.db --plot session.png"; \
 	else \
-	  $(BIN)/gunguard run --config $(DEMO_CONFIG) --sim-gun $(DEMO); \
+	  $(BIN)/gunguard run --config $(DEMO_CONFIG) --sim-gun $(DEMO) --db $(DEMO_DIR)/history.db; \
+	  echo "report: $(BIN)/gunguard report --session --db $(DEMO_DIR)/history.db --plot session.png"; \
 	fi
 
 ## make test: lint, then the whole suite (virtual time; the real-time parts are behaviour checks only)
@@ -54,8 +55,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check controller hardware tests bench
 	$(BIN)/ruff format --check controller hardware tests bench
 
+## make bench: every benchmark (bench/results/latest.md), then the fault campaign
+## (bench/results/faults.md). About 20 minutes; run it on an otherwise idle machine.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.faults
 
 soak: $(STAMP)
 	$(BIN)/pytest -q -m soak

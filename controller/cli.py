@@ -162,6 +162,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="with --sim-gun: events as JSON lines")
     p.add_argument(
+        "--db",
+        help="treatment store (default: storage.path, else the state directory; "
+        "with --sim-gun a temporary one)",
+    )
+    p.add_argument(
         "--control-socket",
         metavar="PATH",
         type=lambda path: str(Path(path).absolute()),  # before lgpio changes the directory

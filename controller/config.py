@@ -67,7 +67,7 @@ class HardwareConfig(_Strict):
 
 
 class LoopConfig(_Strict):
-    rate_hz: Annotated[float, Field(le=5000.0)] = 1000.0
+    rate_hz: Annotated[float, Field(gt=0.0, le=5000.0)] = 1000.0
     max_loop_gap_ms: PositiveFloat = 20.0
 
 
@@ -287,6 +287,12 @@ def _check_hardware(hw: HardwareConfig) -> Iterator[Problem]:
     number = _pin_number(motor.pin)
     at = ("hardware", "motor_power", "pin")
     if number is None:
+        yield Problem(
+            at,
+            motor.pin,
+            "name the motor enable by its GPIO (BCM) number, e.g. GPIO27: its pull at "
+            "power-on must be checked against active_high",
+        )
         return
     if number in _UART_PINS:
         yield Problem(at, motor.pin, "GPIO14/15 are the UART; the motor enable must not share them")

@@ -14,7 +14,6 @@ INTERNAL_ERROR = "internal_error"  # an exception inside the supervisor
 STORAGE_FAULT = "storage_fault"
 LINK_LOST = "link_lost"
 SPEED_MISMATCH = "speed_mismatch"
-OPERATOR_STOP = "operator_stop"
 
 #: Trips that mean the hardware itself may be unsafe: logged as critical.
 CRITICAL = frozenset({POWER_SWITCH_FAULT, INTERNAL_ERROR})

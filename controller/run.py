@@ -35,13 +35,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     # The treatment history: a store that cannot be used is left untouched; the daemon
     # still starts (power off) and refuses every region with storage_fault. A simulated
-    # gun never writes into the real history: a temporary store unless storage.path says.
+    # gun never writes into the real history: a temporary store unless --db or
+    # storage.path says where.
     scratch = None
-    if scenario is not None and cfg.storage.path is None:
+    store: Path | None = Path(args.db).resolve() if getattr(args, "db", None) else None
+    if store is None and scenario is not None and cfg.storage.path is None:
         scratch = tempfile.TemporaryDirectory(prefix="gunguard-sim-")
-    ledger = open_ledger(
-        cfg, RealClock(), path=None if scratch is None else Path(scratch.name) / "history.db"
-    )
+        store = Path(scratch.name) / "history.db"
+    ledger = open_ledger(cfg, RealClock(), path=store)
     if ledger.fault is not None:
         print(
             f"gunguard: treatment history unavailable: {ledger.fault}; every region is "

@@ -46,7 +46,9 @@ def simulate(
     if scenario.start_wall_clock is not None:
         kwargs["start_wall"] = scenario.start_wall_clock.timestamp()
     # The events are this command's output; the log would only repeat them.
-    logging.getLogger("controller").setLevel(logging.CRITICAL)
+    quiet = logging.getLogger("controller")
+    previous_level = quiet.level
+    quiet.setLevel(logging.CRITICAL + 1)
     with tempfile.TemporaryDirectory(prefix="gunguard-simulate-") as tmp:
         path = Path(db) if db is not None else Path(tmp) / "history.db"
         link = BenchLink()
@@ -64,6 +66,7 @@ def simulate(
         finally:
             bench.close()
             close_book(bench)
+            quiet.setLevel(previous_level)
     summary = bench.summary()
     if as_json:
         print(json.dumps({"t": round(bench.now, 6), "event": "summary", **summary}))

@@ -93,6 +93,16 @@ BAD = [
         "regions:\n  calf-left: {max_force_n: 20\n  calf-right: {}\n",
         ":3: (top level): not valid YAML: expected ',' or '}', but got ':'",
     ),
+    (
+        "zero-loop-rate",
+        "loop: {rate_hz: 0}\n",
+        ":1: loop.rate_hz = 0: Input should be greater than 0",
+    ),
+    (
+        "motor-pin-not-a-gpio-name",
+        "hardware:\n  motor_power: {pin: BOARD13, active_high: false}\n",
+        ":2: hardware.motor_power.pin = 'BOARD13': name the motor enable by its GPIO (BCM)",
+    ),
 ]
 
 
