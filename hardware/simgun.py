@@ -20,7 +20,7 @@ from controller.config import ForceSensorConfig, MotorPowerConfig
 RAMP_S = 0.4  # spin-up and spin-down time: within the 0.5 s the brief asks for
 MIN_RUNNING_PPM = 300.0  # below this the motor has stalled
 JITTER = 0.01
-REALTIME_LATE_S = 0.001  # real-time driver: an edge this overdue is dropped
+REALTIME_LATE_S = 0.001  # real-time driver: this overdue, the schedule shifts to now
 GLITCH_EVERY_S = 0.05  # tach "noise" fault: a spurious pulse pair this often
 GLITCH_WIDTH_S = 0.0001
 FORCE_NOISE_FRACTION = 0.03  # percussion shakes the reading by about 3 %
@@ -76,7 +76,6 @@ class SimulatedGun:
         self._release_at = math.inf
         self._next_glitch = math.inf
         self._glitch_release_at = math.inf
-        self._now = start
         #: In real time (no ``at``), edges later than this are skipped, not burst.
         self._late_s: float | None = None if at is not None else REALTIME_LATE_S
         self._frozen_raw: float | None = None
@@ -142,8 +141,6 @@ class SimulatedGun:
         return base * (1.0 + self._rng.uniform(-JITTER, JITTER))
 
     def _drive(self, t: float, active: bool) -> None:
-        if self._late_s is not None and self._now - t > self._late_s:
-            return  # real time, thread woke late: a real gun never bursts missed pulses
         self._at(t)
         if self.faults.tach == "disconnected":
             return
@@ -155,11 +152,15 @@ class SimulatedGun:
 
     def advance(self, now: float) -> None:
         """Emit every tach edge due up to ``now``, in time order."""
-        self._now = now
         while True:
             t = min(self._next_pulse, self._release_at, self._next_glitch, self._glitch_release_at)
             if t > now:
                 break
+            if self._late_s is not None and now - t > self._late_s:
+                # Real time and this thread woke late: a real motor never bursts the
+                # pulses it missed, so the schedule moves on from now.
+                self._shift_schedule(now - t)
+                continue
             self._update_rate(t)
             if t == self._release_at:
                 self._release_at = math.inf
@@ -182,6 +183,12 @@ class SimulatedGun:
         self._update_rate(now)
         if self._next_pulse == math.inf and self.rate_ppm >= MIN_RUNNING_PPM:
             self._next_pulse = now + self._pulse_interval()
+
+    def _shift_schedule(self, delay: float) -> None:
+        self._next_pulse += delay
+        self._release_at += delay
+        self._next_glitch += delay
+        self._glitch_release_at += delay
 
     # -- the force sensor -----------------------------------------------------------
     def _raw_now(self) -> float:
