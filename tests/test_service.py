@@ -76,6 +76,15 @@ def write_scenario(path: Path, *steps: str, duration: float = 120) -> Path:
     return path
 
 
+def armed_session(tmp_path: Path) -> Path:
+    """A scenario that arms calf-left and keeps the simulated gun percussing in contact."""
+    return write_scenario(
+        tmp_path / "s.yaml",
+        "{at: 0.2, region: calf-left}",
+        "{at: 0.3, gun: {ppm: 2000, force_n: 20}}",
+    )
+
+
 def start(
     tmp_path: Path,
     notify: NotifySocket,
@@ -106,12 +115,7 @@ def finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
 
 def test_ready_then_pings_while_healthy_and_stopping_on_sigterm(tmp_path, notify):
     config = write_config(tmp_path / "cfg.yaml")
-    scenario = write_scenario(
-        tmp_path / "s.yaml",
-        "{at: 0.2, region: calf-left}",
-        "{at: 0.3, gun: {ppm: 2000, force_n: 20}}",
-    )
-    proc = start(tmp_path, notify, config, scenario)
+    proc = start(tmp_path, notify, config, armed_session(tmp_path))
     try:
         ready = notify.wait_for("READY=1")
         assert "STATUS=idle" in notify.messages[ready][1]
@@ -163,12 +167,7 @@ def test_pings_stop_while_the_loop_is_stalled(tmp_path, notify):
 
 def test_sighup_with_a_bad_file_keeps_running_config_and_power_state(tmp_path, notify):
     config = write_config(tmp_path / "cfg.yaml")
-    scenario = write_scenario(
-        tmp_path / "s.yaml",
-        "{at: 0.2, region: calf-left}",
-        "{at: 0.3, gun: {ppm: 2000, force_n: 20}}",
-    )
-    proc = start(tmp_path, notify, config, scenario)
+    proc = start(tmp_path, notify, config, armed_session(tmp_path))
     try:
         ready = notify.wait_for("READY=1")
         notify.wait_for("STATUS=armed: calf-left", after=ready)
@@ -218,12 +217,7 @@ def test_sighup_tighter_applies_now_looser_waits_until_idle(tmp_path):
 
 def test_sigkill_then_the_stop_post_step_forces_power_off(tmp_path, notify):
     config = write_config(tmp_path / "cfg.yaml")
-    scenario = write_scenario(
-        tmp_path / "s.yaml",
-        "{at: 0.2, region: calf-left}",
-        "{at: 0.3, gun: {ppm: 2000, force_n: 20}}",
-    )
-    proc = start(tmp_path, notify, config, scenario)
+    proc = start(tmp_path, notify, config, armed_session(tmp_path))
     try:
         ready = notify.wait_for("READY=1")
         notify.wait_for("STATUS=armed: calf-left", after=ready)
