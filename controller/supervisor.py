@@ -153,7 +153,7 @@ class Supervisor:
             if self._region is not None and self._trip is None:
                 # The armed region must pass the new rules, or it is disarmed.
                 name = self._region.name
-                refusal = self._admit(name)
+                refusal = self._admit_safely(name)
                 if refusal is None:
                     self._region = lim.regions[name]
                     self._dose = self._doses.get(name)
@@ -251,11 +251,7 @@ class Supervisor:
                 self._deselect()
                 self._apply_power(now)
                 return None
-            try:
-                refusal = self._admit(name)
-            except Exception as exc:  # a broken check refuses; it never leaves power on
-                log.exception("admission check failed for %s", name)
-                refusal = Refusal(why.INTERNAL_ERROR, name, f"{type(exc).__name__}: {exc}")
+            refusal = self._admit_safely(name)
             if refusal is not None:
                 self._deselect()
                 self._apply_power(now)
@@ -283,6 +279,14 @@ class Supervisor:
             self._region = None
             self._dose = None
             self._emit(events.REGION, region=None)
+
+    def _admit_safely(self, name: str) -> Refusal | None:
+        """:meth:`_admit`, where a broken check refuses: it never leaves power on."""
+        try:
+            return self._admit(name)
+        except Exception as exc:
+            log.exception("admission check failed for %s", name)
+            return Refusal(why.INTERNAL_ERROR, name, f"{type(exc).__name__}: {exc}")
 
     def _admit(self, name: str) -> Refusal | None:
         """Every rule that can refuse a region, cheapest and most basic first."""

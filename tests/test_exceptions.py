@@ -196,3 +196,18 @@ def test_the_realtime_loop_leaves_power_off_when_stopped(bench):
     RealtimeLoop(sup, VirtualClock(bench.now), rate_hz=1000).run(stop)
     assert not sup.power_on
     assert bench.rig.switch.pin_is_inactive()
+
+
+def test_a_reload_whose_admission_check_raises_disarms(gunguard_bench):
+    bench = gunguard_bench()
+    assert bench.select("calf-left") is None and bench.power_on
+
+    def broken(region: str, wall: float):
+        raise RuntimeError("check exploded")
+
+    bench.supervisor.add_admission_check(broken)
+    bench.supervisor.configure(bench.cfg)
+    assert not bench.power_on
+    assert bench.supervisor.region is None
+    refused = bench.first("refused", reason="internal_error")
+    assert refused is not None and "check exploded" in refused.fields["detail"]
