@@ -26,6 +26,7 @@ from controller import configfile
 from controller.clock import RealClock
 from controller.control_protocol import MAX_LINE_BYTES
 from controller.control_socket import ControlServer, ControlSocketError, daemon_socket_path
+from tests.waiting import wait_for
 
 DEADLINE_S = 20.0
 
@@ -72,16 +73,6 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
-
-
-def wait_for(condition, what: str, deadline: float = DEADLINE_S):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

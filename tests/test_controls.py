@@ -6,8 +6,6 @@ pins in real time (a long press is real seconds). Waits poll with deadlines.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from gpiozero import Button, GPIOPinInUse
 from gpiozero.pins.mock import MockFactory
@@ -17,19 +15,9 @@ from controller import events
 from controller.config import ControlsConfig, GunguardConfig
 from hardware import controls as hc
 from hardware.controls import PhysicalControls
+from tests.waiting import wait_for
 
-DEADLINE_S = 20.0
 PINS = {"button_pin": "GPIO5", "buzzer_pin": "GPIO6", "led_pin": "GPIO13"}
-
-
-def wait_for(condition, what: str, deadline: float = DEADLINE_S):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def two_calves(**limits: object) -> GunguardConfig:

@@ -29,6 +29,7 @@ from controller.config import GunguardConfig
 from controller.events import Event
 from controller.ledger import Ledger, StorageFault
 from controller.simulate import BenchLink, close_book, ledger_factory
+from tests.waiting import wait_for
 
 CFG = GunguardConfig()
 REST = 48 * 3600.0
@@ -636,15 +637,6 @@ def test_a_disk_filling_up_while_running_trips_then_recovers(tmp_path):
 
 
 # -- the writer thread (real time, bounded by polling) ------------------------------------------
-def poll(condition, timeout: float = 5.0) -> float:
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.005)
-    return time.monotonic() - start
-
-
 def test_the_writer_commits_within_the_flush_interval(db):
     clock = RealClock()
     ledger = Ledger(db, CFG, clock)
@@ -653,9 +645,9 @@ def test_the_writer_commits_within_the_flush_interval(db):
         ledger.add_contact(REGION, 0, 0.25, clock.wall())
         # Nobody asks for a flush: the writer commits by itself (how soon is measured
         # by the kill soak and `make bench`, not asserted here).
-        poll(lambda: bool(rows(db, "SELECT 1 FROM treatment_bands")), timeout=20.0)
+        wait_for(lambda: bool(rows(db, "SELECT 1 FROM treatment_bands")), deadline=20.0)
         ledger.on_event(Event(clock.monotonic(), "trip", {"reason": "overforce", "detail": "x"}))
-        poll(lambda: bool(rows(db, "SELECT 1 FROM trips")), timeout=20.0)
+        wait_for(lambda: bool(rows(db, "SELECT 1 FROM trips")), deadline=20.0)
     finally:
         ledger.close()
 
@@ -696,11 +688,11 @@ def test_a_write_failure_calls_the_fault_handler_from_the_writer(db):
     try:
         holder.execute("BEGIN IMMEDIATE")
         ledger.add_contact(REGION, 0, 1.0, clock.wall())
-        poll(lambda: bool(faults))
+        wait_for(lambda: bool(faults))
         assert faults[0][0] == "gunguard-ledger"
         assert "database is locked" in faults[0][1]
         holder.execute("ROLLBACK")
-        poll(lambda: ledger.fault is None, timeout=5.0)
+        wait_for(lambda: ledger.fault is None, deadline=5.0)
         assert len(faults) == 1
         assert stored_seconds(db)[0][3] == 1.0
     finally:

@@ -40,6 +40,7 @@ from controller.serial_protocol import (
     WarningCode,
 )
 from hardware.sim_firmware import PtyFirmware, SimFirmwareEndpoint
+from tests.waiting import wait_for
 
 STEP = 0.01
 
@@ -516,15 +517,6 @@ def test_backoff_doubles_to_the_cap_and_resets():
 
 
 # ---------------------------------------------------------------- real time
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``condition`` until it holds; fail after a generous ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.005)
 
 
 @pytest.fixture
