@@ -33,11 +33,12 @@ from bench.common import (
     summarize,
 )
 from bench.rig import RealtimeRig, raw_for
-from controller import configfile
-from controller import reasons as why
-from controller.bench import Bench
-from controller.config import GunguardConfig
-from controller.limits import OVERSPEED_CONFIRM, Limits
+from gunguard.config import loader as configfile
+from gunguard.config.resolve import resolve_limits
+from gunguard.config.schema import GunguardConfig
+from gunguard.core import reasons as why
+from gunguard.core.limits import OVERSPEED_CONFIRM
+from gunguard.sim.bench import Bench
 
 CONFIG = "achilles-tendinopathy"  # calf-left: cap 2400 ppm, trips above 2448 ppm
 REGION = "calf-left"
@@ -75,7 +76,7 @@ def _overspeed_trials(
     ppp = cfg.hardware.tachometer.pulses_per_percussion
     period_ns = round(60e9 / (ppm * ppp))
     # A pulse longer than this is not over the trip rate: the driver was late.
-    longest_over_ns = 60e9 / (Limits.from_config(cfg).regions[REGION].trip_ppm * ppp)
+    longest_over_ns = 60e9 / (resolve_limits(cfg).regions[REGION].trip_ppm * ppp)
     rng = random.Random(seed)
     latencies: list[float] = []
     periods: list[float] = []
@@ -122,7 +123,7 @@ def _overspeed_trials(
 
 def overspeed_realtime(trials: int, loaded_trials: int) -> Section:
     cfg = config()
-    lim = Limits.from_config(cfg)
+    lim = resolve_limits(cfg)
     region = lim.regions[REGION]
     section = Section("breach_overspeed", "Breach-to-cut: overspeed on the tach edge path")
     started = time.perf_counter()
@@ -211,7 +212,7 @@ def _virtual_detection(
     cfg: GunguardConfig, rate: float, seed: int, below: float = 2200.0
 ) -> tuple[float, float] | None:
     """(pulse periods, ms) from the first over-trip pulse to the overspeed trip."""
-    lim = Limits.from_config(cfg)
+    lim = resolve_limits(cfg)
     ppp = lim.pulses_per_percussion
     region = lim.regions[REGION]
     bench = Bench(cfg, seed=seed)
@@ -254,7 +255,7 @@ def overspeed_virtual(seeds: int) -> Section:
     data: dict[str, Any] = {}
     for ppp in (1, 5):
         cfg = config(hardware__tachometer__pulses_per_percussion=ppp)
-        trip_ppm = Limits.from_config(cfg).regions[REGION].trip_ppm
+        trip_ppm = resolve_limits(cfg).regions[REGION].trip_ppm
         for rate in (2460.0, 2500.0, 2550.0, 2600.0, 2800.0, 3000.0):
             results = [_virtual_detection(cfg, rate, seed) for seed in range(seeds)]
             found = [r for r in results if r is not None]

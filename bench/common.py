@@ -135,7 +135,7 @@ def private_config(name: str, directory: str | Path) -> Path:
     """
     import yaml
 
-    from controller import configfile
+    from gunguard.config import loader as configfile
 
     data = configfile.load(name).model_dump(mode="json")
     data["storage"] = {"path": str(Path(directory) / "history.db")}

@@ -2,7 +2,7 @@
 
 :data:`FAULTS` is the single list of faults gunguard must survive: the hazard, how it
 is injected, what must happen (a trip, a refusal, a kept config), what detects it and
-what reacts. ``tests/test_fault_campaign.py`` parametrises over it and asserts the
+what reacts. ``tests/virtual/test_fault_campaign.py`` parametrises over it and asserts the
 behaviour; this module runs it and reports the numbers; ``docs/safety.md`` presents
 it as the safety case. One table, so the three cannot drift apart.
 
@@ -16,11 +16,11 @@ How each fault is measured:
   the store holds. *Uncounted percussion* is the time the simulated gun percussed in
   contact, from the hazard on, that no dose counter saw.
 * ``store``: the same, with the store itself the fault (a lock held by another
-  connection, a corrupt file, a full tmpfs in a private mount namespace), through the
-  helpers of ``tests/test_ledger.py``.
+  connection, a corrupt file, a full tmpfs in a private mount namespace), through
+  :mod:`bench.stores` (which the ledger tests share).
 * ``process``: the real ``gunguard run`` process on mock pins in real time, driven
-  through the helpers of ``tests/test_kill_soak.py`` and ``tests/test_service.py``;
-  times come from the daemon's own event stream and its store.
+  through :mod:`bench.processes` (which the service tests share); times come from the
+  daemon's own event stream and its store.
 
 ``python -m bench.faults [--quick]`` writes ``bench/results/faults.json`` and
 ``faults.md`` (``--quick``: ``faults-quick.*.tmp``, never the record); :func:`run`
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib
 import itertools
 import json
 import logging
@@ -49,17 +48,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from controller import configfile
-from controller import reasons as why
-from controller.bench import Bench
-from controller.config import GunguardConfig
-from controller.ledger import Ledger
-from controller.scenario import FirmwareStep, LinkStep
-from controller.simulate import BenchLink, ledger_factory
-from hardware.simgun import GLITCH_EVERY_S, RAMP_S
+from bench import processes, stores
+from gunguard.config import loader as configfile
+from gunguard.config.schema import GunguardConfig
+from gunguard.core.reasons import TripReason
+from gunguard.sim.bench import Bench
+from gunguard.sim.gun import GLITCH_EVERY_S, RAMP_S
+from gunguard.sim.scenario import FirmwareStep, LinkStep
+from gunguard.sim.simulate import ledger_factory
+from gunguard.store.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -128,7 +127,7 @@ FAULTS: tuple[Fault, ...] = (
         "overspeed",
         "percussion rate above the region's cap (too aggressive for the tissue)",
         "gun set from 2200 to 2600 ppm in contact on calf-left (cap 2400, trips above 2448)",
-        Expect(trip=why.OVERSPEED),
+        Expect(trip=TripReason.OVERSPEED),
         "supervisor.py:Supervisor.on_tach_edge: 2 consecutive periods above cap x 1.02, "
         "judged on the edge",
         "pin off on that edge, trip latched, STOP to the firmware",
@@ -143,8 +142,12 @@ FAULTS: tuple[Fault, ...] = (
         # The glitches go on after the cut: they read as overspeed, as a switch still
         # pulsing after the cut, and as percussion with an unchanging force reading.
         Expect(
-            trip=why.TACH_IMPLAUSIBLE,
-            follow_on=(why.OVERSPEED, why.POWER_SWITCH_FAULT, why.FORCE_SENSOR_FAULT),
+            trip=TripReason.TACH_IMPLAUSIBLE,
+            follow_on=(
+                TripReason.OVERSPEED,
+                TripReason.POWER_SWITCH_FAULT,
+                TripReason.FORCE_SENSOR_FAULT,
+            ),
         ),
         "supervisor.py:Supervisor.on_tach_edge: an interval shorter than any motor makes "
         "(min_pulse_interval)",
@@ -157,7 +160,7 @@ FAULTS: tuple[Fault, ...] = (
         "tach_disconnected",
         "rate unmeasured: overspeed undetectable, dose not counted",
         "tach line goes dead while the gun percusses in contact",
-        Expect(trip=why.TACH_STALL),
+        Expect(trip=TripReason.TACH_STALL),
         "supervisor.py:Supervisor._tick: contact with power on and no pulse for "
         "no_tach_contact_s (3 s)",
         "pin off, trip latched",
@@ -169,7 +172,7 @@ FAULTS: tuple[Fault, ...] = (
         "force_open",
         "force unmeasured (reads as no contact): overforce undetectable",
         "force channel reads 0 (open wire) while percussing; then reset and re-arm",
-        Expect(trip=why.FORCE_SENSOR_FAULT, refusal=why.FORCE_SENSOR_FAULT),
+        Expect(trip=TripReason.FORCE_SENSOR_FAULT, refusal=TripReason.FORCE_SENSOR_FAULT),
         "supervisor.py:Supervisor._tick: raw below valid_min",
         "pin off on the next tick, trip latched; arming refused while it persists",
         VIRTUAL,
@@ -182,7 +185,9 @@ FAULTS: tuple[Fault, ...] = (
         "force channel reads full scale (short) while percussing; then reset and re-arm",
         # Full scale also reads as far over the force limit.
         Expect(
-            trip=why.FORCE_SENSOR_FAULT, follow_on=(why.OVERFORCE,), refusal=why.FORCE_SENSOR_FAULT
+            trip=TripReason.FORCE_SENSOR_FAULT,
+            follow_on=(TripReason.OVERFORCE,),
+            refusal=TripReason.FORCE_SENSOR_FAULT,
         ),
         "supervisor.py:Supervisor._tick: raw above valid_max",
         "pin off on the next tick, trip latched; arming refused while it persists",
@@ -194,7 +199,7 @@ FAULTS: tuple[Fault, ...] = (
         "force_frozen",
         "force reading stuck at a plausible value: overforce undetectable",
         "force channel repeats the same raw value while percussing in contact",
-        Expect(trip=why.FORCE_SENSOR_FAULT),
+        Expect(trip=TripReason.FORCE_SENSOR_FAULT),
         "supervisor.py:Supervisor._tick: raw unchanged for force_frozen_s while "
         "percussing in contact",
         "pin off, trip latched",
@@ -206,7 +211,7 @@ FAULTS: tuple[Fault, ...] = (
         "power_switch_stuck_on",
         "motor keeps running after power is cut (welded relay, shorted MOSFET)",
         "switch welded while running; then the operator stops (power cut that fails)",
-        Expect(trip=why.POWER_SWITCH_FAULT, motor_runs=True),
+        Expect(trip=TripReason.POWER_SWITCH_FAULT, motor_runs=True),
         "supervisor.py:Supervisor.on_tach_edge: tach still pulsing 1 s after the cut",
         "trip latched (critical), STOP to the firmware; the motor runs until unplugged",
         VIRTUAL,
@@ -217,7 +222,7 @@ FAULTS: tuple[Fault, ...] = (
         "loop_stall",
         "control loop stops ticking (GC pause, priority inversion, bug): limits unjudged",
         "real daemon: the loop sleeps 1.5 s while armed and percussing",
-        Expect(trip=why.LOOP_OVERRUN),
+        Expect(trip=TripReason.LOOP_OVERRUN),
         "loop.py:LoopWatchdog.run: no tick for max_loop_gap_ms (100 ms here), seen from "
         "a second thread; systemd's watchdog pings stop",
         "pin off from the watchdog thread, trip latched",
@@ -229,7 +234,7 @@ FAULTS: tuple[Fault, ...] = (
         "loop_stall_dynamic",
         "control loop (or the whole process) frozen with power on",
         "dynamic enable: the loop stops for 50 ms while percussing",
-        Expect(trip=why.LOOP_OVERRUN),
+        Expect(trip=TripReason.LOOP_OVERRUN),
         "hardware: the charge pump is fed only by toggles from the loop; software: the "
         "tick gap when the loop resumes",
         "the power stage drops by itself; pin off and trip when the loop resumes",
@@ -241,7 +246,7 @@ FAULTS: tuple[Fault, ...] = (
         "link_silent",
         "gun firmware unsupervised (its cross-checks and STOP path lost)",
         "no frames from the firmware while armed (serial.required)",
-        Expect(trip=why.LINK_LOST, refusal=why.LINK_LOST),
+        Expect(trip=TripReason.LINK_LOST, refusal=TripReason.LINK_LOST),
         "firmware.py:FirmwareGuard.check: no valid frame for heartbeat_timeout_ms (500 ms)",
         "pin off, trip latched; arming refused while down",
         VIRTUAL,
@@ -252,7 +257,7 @@ FAULTS: tuple[Fault, ...] = (
         "link_garbage",
         "gun firmware unsupervised (corrupt frames)",
         "only bytes failing COBS/CRC from the firmware while armed",
-        Expect(trip=why.LINK_LOST, refusal=why.LINK_LOST),
+        Expect(trip=TripReason.LINK_LOST, refusal=TripReason.LINK_LOST),
         "firmware.py:FirmwareGuard.check: no valid frame for heartbeat_timeout_ms",
         "pin off, trip latched",
         VIRTUAL,
@@ -263,7 +268,7 @@ FAULTS: tuple[Fault, ...] = (
         "link_unplugged",
         "gun firmware unsupervised (port gone)",
         "the serial port disappears while armed",
-        Expect(trip=why.LINK_LOST, refusal=why.LINK_LOST),
+        Expect(trip=TripReason.LINK_LOST, refusal=TripReason.LINK_LOST),
         "firmware.py:FirmwareGuard.check: the transport reports the port lost",
         "pin off on the next tick, trip latched",
         VIRTUAL,
@@ -274,7 +279,7 @@ FAULTS: tuple[Fault, ...] = (
         "store_locked",
         "dose cannot be recorded (another process holds the store)",
         "another connection holds a write lock on history.db while treating",
-        Expect(trip=why.STORAGE_FAULT, refusal=why.STORAGE_FAULT),
+        Expect(trip=TripReason.STORAGE_FAULT, refusal=TripReason.STORAGE_FAULT),
         "ledger.py:Ledger._commit: the write fails (busy) -> fault handler",
         "trip latched, arming refused until a retry stores everything",
         STORE,
@@ -285,7 +290,7 @@ FAULTS: tuple[Fault, ...] = (
         "store_corrupt",
         "treatment history unreadable: a used-up dose or a rest could be forgotten",
         "a page of history.db garbled before start",
-        Expect(refusal=why.STORAGE_FAULT, untouched=True),
+        Expect(refusal=TripReason.STORAGE_FAULT, untouched=True),
         "store_schema.py:check_store: PRAGMA integrity_check at open",
         "every region refused; the file is left byte-identical",
         STORE,
@@ -296,7 +301,7 @@ FAULTS: tuple[Fault, ...] = (
         "store_full",
         "dose cannot be recorded (disk full)",
         "the store's file system (512 KiB tmpfs, private mount namespace) fills up while treating",
-        Expect(trip=why.STORAGE_FAULT, refusal=why.STORAGE_FAULT),
+        Expect(trip=TripReason.STORAGE_FAULT, refusal=TripReason.STORAGE_FAULT),
         "ledger.py:Ledger._commit: the write fails (SQLITE_FULL) -> fault handler",
         "trip latched, arming refused; everything kept in memory and stored once space is free",
         STORE,
@@ -468,11 +473,9 @@ class VirtualRun:
     ) -> None:
         self.cfg = cfg
         self.db = workdir / "history.db"
-        link = BenchLink()
         self.bench = Bench(
-            cfg, seed=seed, book_factory=ledger_factory(cfg, self.db, link, **ledger_options)
+            cfg, seed=seed, book_factory=ledger_factory(cfg, self.db, **ledger_options)
         )
-        link.bench = self.bench
         self.rng = random.Random(seed)
         self.tick_s = 1.0 / cfg.loop.rate_hz
         self.contact_n = cfg.limits.contact_force_n
@@ -725,13 +728,6 @@ def _v_clock(step_s: float, fault_id: str) -> Any:
 
 
 # -- store faults --------------------------------------------------------------------------------
-def suite_module(name: str) -> ModuleType:
-    """A module of the test suite (``tests/<name>.py``): its helpers, not copies of them."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module(f"tests.{name}")
-
-
 def _s_locked(seed: int, workdir: Path) -> Outcome:
     with virtual_run(achilles(), workdir, seed, busy_timeout_s=0.05) as run:
         bench = run.bench
@@ -754,23 +750,22 @@ def _s_locked(seed: int, workdir: Path) -> Outcome:
 
 
 def _s_corrupt(seed: int, workdir: Path) -> Outcome:
-    helpers = suite_module("test_ledger")
     db = workdir / "history.db"
-    helpers.make_store(db)
-    helpers.corrupt(db)
-    before = helpers.listing(workdir)
+    stores.make_store(db)
+    stores.corrupt(db)
+    before = stores.listing(workdir)
     with virtual_run(achilles(), workdir, seed) as run:
         run.bench.gun(ppm=2200, force_n=30)
         run.bench.select(REGION)
         run.step(1.0)
         out = run.outcome("store_corrupt", seed, dose=False)
-    out.store_untouched = helpers.listing(workdir) == before
+    out.store_untouched = stores.listing(workdir) == before
     return out
 
 
 def store_full_inside(folder: Path, seed: int) -> dict[str, Any]:
     """In a private mount namespace with ``folder`` a 512 KiB tmpfs: fill it mid-treatment."""
-    logging.getLogger("controller").setLevel(logging.CRITICAL + 1)
+    logging.getLogger("gunguard").setLevel(logging.CRITICAL + 1)
     with virtual_run(achilles(), folder, seed) as run:
         bench = run.bench
         run.arm_and_treat(5.0)
@@ -791,7 +786,6 @@ def store_full_inside(folder: Path, seed: int) -> dict[str, Any]:
 
 
 def _s_full(seed: int, workdir: Path) -> Outcome:
-    helpers = suite_module("test_ledger")
     folder = workdir / "small"
     folder.mkdir()
     code = f"""
@@ -800,7 +794,7 @@ def _s_full(seed: int, workdir: Path) -> Outcome:
     from bench.faults import store_full_inside
     print(json.dumps(store_full_inside(Path({str(folder)!r}), {seed})))
     """
-    data = helpers.in_private_mounts(f"mount -t tmpfs -o size=512k tmpfs {folder}", code)
+    data = stores.in_private_mounts(f"mount -t tmpfs -o size=512k tmpfs {folder}", code)
     return Outcome(**data)
 
 
@@ -809,12 +803,11 @@ DEADLINE_S = 20.0
 
 
 class LiveDaemon:
-    """``gunguard run --sim-gun`` started by ``tests/test_service.py``'s ``start`` (with a
+    """``gunguard run --sim-gun`` started by ``bench.processes.start`` (with a
     notify socket), its stdout lines timed as they arrive, its stderr kept."""
 
     def __init__(self, workdir: Path, notify: Any, config: Path, scenario: Path) -> None:
-        service = suite_module("test_service")
-        self.proc = service.start(workdir, notify, config, scenario, watchdog_usec=400_000)
+        self.proc = processes.start(workdir, notify, config, scenario, watchdog_usec=400_000)
         self.lines: list[tuple[float, str]] = []
         self.stderr: list[str] = []
         self._threads = [
@@ -864,15 +857,14 @@ class LiveDaemon:
 
 
 def _stored_seconds(db: Path) -> float:
-    return float(suite_module("test_kill_soak").stored(db)[0])
+    return float(processes.stored(db)[0])
 
 
 def _daemon_files(workdir: Path, *steps: str, duration: float = 60.0) -> tuple[Path, Path, Path]:
-    service = suite_module("test_service")
     db = workdir / "state" / "history.db"
-    config = service.write_config(workdir / "gunguard.yaml")
+    config = processes.write_config(workdir / "gunguard.yaml")
     config.write_text(config.read_text() + f'storage: {{path: "{db}"}}\n')
-    scenario = service.write_scenario(
+    scenario = processes.write_scenario(
         workdir / "session.yaml",
         "{at: 0.2, region: calf-left}",
         "{at: 0.3, gun: {ppm: 2000, force_n: 20}}",
@@ -884,7 +876,7 @@ def _daemon_files(workdir: Path, *steps: str, duration: float = 60.0) -> tuple[P
 
 @contextlib.contextmanager
 def notify_socket(workdir: Path) -> Iterator[Any]:
-    sock = suite_module("test_service").NotifySocket(workdir / "notify.sock")
+    sock = processes.NotifySocket(workdir / "notify.sock")
     try:
         yield sock
     finally:
@@ -929,7 +921,7 @@ def _p_loop_stall(seed: int, workdir: Path, attempt: int) -> Outcome:
             daemon.wait_for("power", on=True)
             daemon.wait_for("trip")
             trip = next(e for _, e in daemon.events() if e["event"] == "trip")
-            if trip["reason"] != why.LOOP_OVERRUN or trip["t"] < STALL_AT_S:
+            if trip["reason"] != TripReason.LOOP_OVERRUN or trip["t"] < STALL_AT_S:
                 raise PreconditionFailed(f"{trip['reason']} at {trip['t']:.3f} s, before the stall")
             # After the stall the loop pings systemd again; the longest silence is the stall.
             notify.pump()
@@ -961,15 +953,14 @@ def _p_loop_stall(seed: int, workdir: Path, attempt: int) -> Outcome:
 
 
 def _p_sigkill(seed: int, workdir: Path, attempt: int) -> Outcome:
-    kill_soak = suite_module("test_kill_soak")
     db = workdir / "state" / "history.db"
     config = workdir / "gunguard.yaml"
-    config.write_text(kill_soak.CONFIG.format(db=db))
+    config.write_text(processes.CONFIG.format(db=db))
     scenario = workdir / "contact.yaml"
-    scenario.write_text(kill_soak.SCENARIO)
+    scenario.write_text(processes.SCENARIO)
     log = workdir / "daemon.log"
     rng = random.Random(seed * 10 + attempt)
-    daemon = kill_soak.Daemon(config, scenario, log)
+    daemon = processes.DaemonProcess(config, scenario, log)
     on = daemon.wait_for("power", on=True)
     kill_at = on + rng.uniform(0.3, 2.5)
     while (now := time.monotonic()) < kill_at:
@@ -977,7 +968,7 @@ def _p_sigkill(seed: int, workdir: Path, attempt: int) -> Outcome:
     killed = time.monotonic()
     gone = daemon.stop(signal.SIGKILL)
     post = subprocess.run(  # what ExecStopPost= runs
-        [sys.executable, "-m", "controller.cli", "power-off", "--config", str(config)],
+        [sys.executable, "-m", "gunguard.cli", "power-off", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=DEADLINE_S,
@@ -988,9 +979,9 @@ def _p_sigkill(seed: int, workdir: Path, attempt: int) -> Outcome:
     trips = [e["reason"] for e in events if e["event"] == "trip"]
     if trips:
         raise PreconditionFailed(f"trip {trips} before the kill")
-    stored, flushed_mono, _ = kill_soak.stored(db)
+    stored, flushed_mono, _ = processes.stored(db)
     # The next start continues the stored treatment and stores what it counts.
-    again = kill_soak.Daemon(config, scenario, log)
+    again = processes.DaemonProcess(config, scenario, log)
     again.wait_for("power", on=True)
     again.stop(signal.SIGTERM)
     text = next(s for _, s in again.lines if REGION in s and "contact" in s)
@@ -1002,7 +993,7 @@ def _p_sigkill(seed: int, workdir: Path, attempt: int) -> Outcome:
     out.power_off_at_end = post.returncode == 0 and "forced off" in post.stdout + post.stderr
     # What a kill can lose: everything counted after the last commit, which the store
     # stamps with its monotonic time, plus one tick gap.
-    out.dose_lost_s = max(0.0, gone - flushed_mono) + kill_soak.MAX_GAP_S
+    out.dose_lost_s = max(0.0, gone - flushed_mono) + processes.MAX_GAP_S
     out.stored_s = stored
     out.recovered = continued >= stored - 0.05 and _stored_seconds(db) >= stored
     out.notes.append(f"the next start continued from the stored {stored:.2f} s")
@@ -1097,7 +1088,7 @@ RUNNERS: dict[str, Callable[[int, Path], Outcome]] = {
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """The supervisor logs every trip the campaign provokes: not to the terminal."""
-    logger = logging.getLogger("controller")
+    logger = logging.getLogger("gunguard")
     level = logger.level
     logger.setLevel(logging.CRITICAL + 1)
     try:

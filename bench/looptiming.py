@@ -2,8 +2,8 @@
 
 Each run is a fresh worker process (``python -m bench.looptiming --worker ...``) built
 like the daemon: supervisor, motor switch, tachometer and force sensor on mock pins,
-:class:`~controller.loop.RealtimeLoop` in the main thread, the
-:class:`~controller.loop.LoopWatchdog` thread, a gun percussing at 2200 ppm with 30 N
+:class:`~gunguard.core.loop.RealtimeLoop` in the main thread, the
+:class:`~gunguard.core.loop.LoopWatchdog` thread, a gun percussing at 2200 ppm with 30 N
 of contact on ``calf-left`` (so every tick does its full work: rate, force, dose). A
 worker of its own means its CPU time, heap and scheduling policy are the daemon's
 alone, not the benchmark's.
@@ -144,8 +144,9 @@ def worker(
     rate_hz: float | None = None,
 ) -> dict[str, Any]:
     from bench.rig import Percussion, RealtimeRig
-    from controller import configfile, events
-    from controller.rt import apply_realtime
+    from gunguard.config import loader as configfile
+    from gunguard.core import events
+    from gunguard.service.rt import apply_realtime
 
     cfg = configfile.load("default")
     if rate_hz is not None:  # an experiment: the same daemon at another loop rate
@@ -159,13 +160,13 @@ def worker(
     extras: list[Any] = []
     book = None
     if ledger is not None:
-        from bench.store import LedgerHarness
+        from bench.harnesses import LedgerHarness
 
         harness = LedgerHarness(cfg, ledger)
         book = harness.ledger
         extras.append(harness)
     if flood is not None:
-        from bench.socketflood import ServerHarness
+        from bench.harnesses import ServerHarness
 
         extras.append(ServerHarness(flood))
     rig = RealtimeRig(cfg, force_n=GUN_FORCE_N if gun else 0.0, wobble=True, book=book)

@@ -1,8 +1,8 @@
 """The supervisor in real time on mock pins, instrumented for timing.
 
-Built like :func:`hardware.rig.build_rig` builds the daemon's hardware (motor switch
+Built like :func:`gunguard.assembly.rig.build_rig` builds the daemon's hardware (motor switch
 first, then the tachometer, then the force sensor), on a
-:class:`~hardware.pins.ClockedMockFactory` with the real clock, with two differences
+:class:`~gunguard.hardware.pins.ClockedMockFactory` with the real clock, with two differences
 that only add measurement:
 
 * every pin is a :class:`TimedPin`, which notes ``perf_counter_ns()`` at the moment its
@@ -25,15 +25,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from controller.book import TreatmentBook
-from controller.clock import RealClock
-from controller.config import GunguardConfig
-from controller.loop import LoopWatchdog, RealtimeLoop
-from controller.supervisor import Supervisor
-from hardware.force import ForceSensor
-from hardware.motor import MotorSwitch
-from hardware.pins import ClockedMockFactory, ClockedMockPin
-from hardware.tachometer import Tachometer
+from gunguard.assembly.build import assemble
+from gunguard.assembly.rig import build_rig
+from gunguard.config.schema import GunguardConfig
+from gunguard.core.book import TreatmentBook
+from gunguard.core.clock import RealClock
+from gunguard.core.loop import RealtimeLoop
+from gunguard.hardware.pins import ClockedMockFactory, ClockedMockPin
+from gunguard.service.dispatcher import EventDispatcher
+from gunguard.service.watchdog import LoopWatchdog
 
 
 class TimedPin(ClockedMockPin):
@@ -102,19 +102,14 @@ class RealtimeRig:
         self.cfg = cfg
         self.clock = RealClock()
         self.factory = ClockedMockFactory(self.clock, pin_class=TimedPin)
-        self.switch = MotorSwitch(hw.motor_power, self.factory)
-        self.tach = Tachometer(
-            hw.tachometer.pin,
-            pull_up=hw.tachometer.pull_up,
-            pin_factory=self.factory,
-            on_edge=lambda t, active: None,
-        )
         self.adc = FastAdc(raw_for(cfg, force_n), wobble=wobble)
-        self.force = ForceSensor(self.adc, hw.force_sensor)
-        self.supervisor = Supervisor(
-            cfg, self.clock, force=self.force, switch=self.switch, book=book
-        )
-        self.tach.connect(self.supervisor.on_tach_edge)
+        rig = build_rig(hw, self.factory, adc=self.adc)
+        self.switch, self.tach, self.force = rig.switch, rig.tachometer, rig.force
+        self.assembly = assemble(cfg, self.clock, rig, book=book)
+        self.supervisor = self.assembly.supervisor
+        # As in the daemon: listeners run on the dispatcher thread, not the loop's.
+        self.dispatcher = EventDispatcher(self.assembly.bus)
+        self.dispatcher.start()
         self.motor_pin: TimedPin = self.switch.pin  # type: ignore[assignment]
         self.tach_pin: TimedPin = self.tach.pin  # type: ignore[assignment]
         # Active = low with a pull-up (open-collector sensor), high otherwise.
@@ -163,8 +158,8 @@ class RealtimeRig:
             self._loop_thread.join(5.0)
         self.watchdog.stop()
         self.supervisor.close()
-        self.switch.close()
-        self.tach.close()
+        self.dispatcher.stop()
+        self.assembly.close()
         self.factory.close()
 
 

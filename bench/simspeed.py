@@ -2,7 +2,7 @@
 
 Two ways: the command as a user runs it (``gunguard simulate FILE --json``, interpreter
 start-up and imports included) and the scenario player alone, in this process
-(:func:`controller.scenario.play` on a :class:`controller.bench.Bench`).
+(:func:`gunguard.sim.scenario.play` on a :class:`gunguard.sim.bench.Bench`).
 """
 
 from __future__ import annotations
@@ -46,19 +46,19 @@ def _cli_once() -> float:
 
 def _in_process_once(with_ledger: bool) -> tuple[float, int]:
     """The scenario player alone; with the ledger as ``gunguard simulate`` records, or not."""
-    from controller import configfile
-    from controller.bench import Bench
-    from controller.scenario import load_scenario, play
+    from gunguard.config import loader as configfile
+    from gunguard.sim.bench import Bench
+    from gunguard.sim.scenario import load_scenario, play
 
     scenario = load_scenario(SCENARIO)
     assert scenario.config is not None
     cfg = configfile.load(scenario.config, relative_to=SCENARIO.parent)
-    logging.getLogger("controller").setLevel(logging.CRITICAL)
+    logging.getLogger("gunguard").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="gunguard-bench-") as tmp:
         kwargs: dict[str, Any] = {}
         link = None
         if with_ledger:
-            from controller.simulate import BenchLink, ledger_factory
+            from gunguard.sim.simulate import BenchLink, ledger_factory
 
             link = BenchLink()
             kwargs["book_factory"] = ledger_factory(cfg, Path(tmp) / "history.db", link)
@@ -89,7 +89,7 @@ def _in_process_once(with_ledger: bool) -> tuple[float, int]:
 
 def _ledger_in_simulate() -> bool:
     try:
-        from controller.simulate import BenchLink, ledger_factory  # noqa: F401
+        from gunguard.sim.simulate import BenchLink, ledger_factory  # noqa: F401
     except ImportError:
         return False
     return True
@@ -98,7 +98,7 @@ def _ledger_in_simulate() -> bool:
 def simulate_speed(repeats: int) -> Section:
     section = Section("simulate_speed", "Simulate speed (virtual time)")
     started = time.perf_counter()
-    from controller.scenario import load_scenario
+    from gunguard.sim.scenario import load_scenario
 
     duration = load_scenario(SCENARIO).duration
     ledger = _ledger_in_simulate()

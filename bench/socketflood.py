@@ -1,7 +1,7 @@
 """The control socket flooded by clients, and what that does to the loop.
 
 Runs in the loop-timing worker (:mod:`bench.looptiming`): the daemon's
-:class:`controller.control_socket.ControlServer` serves the rig's supervisor on a
+:class:`gunguard.operator.server.ControlServer` serves the rig's supervisor on a
 socket in a temporary directory while client *processes* (operators are other
 processes) hammer it:
 
@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -107,28 +106,7 @@ CLIENTS = ("pipeline", "pipeline", "subscribe", "churn")
 
 
 def available() -> bool:
-    return importlib.util.find_spec("controller.control_socket") is not None
-
-
-class ServerHarness:
-    """Worker side: the daemon's control server for the rig's supervisor at ``path``."""
-
-    def __init__(self, path: str) -> None:
-        self.path = Path(path)
-        self._server: Any = None
-        self._started = 0.0
-
-    def start(self, rig: Any) -> None:
-        from controller.control_socket import ControlServer
-
-        self._server = ControlServer(rig.supervisor, self.path, rig.clock).start()
-        self._started = time.perf_counter()
-
-    def stop(self) -> dict[str, Any]:
-        wall = time.perf_counter() - self._started
-        stats = asdict(self._server.stats)
-        self._server.close()
-        return {"socket": {"server": stats, "requests_per_s": stats["requests"] / wall}}
+    return importlib.util.find_spec("gunguard.operator.server") is not None
 
 
 class FloodClients:
@@ -140,7 +118,7 @@ class FloodClients:
         self._procs: list[subprocess.Popen[str]] = []
 
     def start(self) -> None:
-        from controller.control_protocol import MAX_HZ
+        from gunguard.operator.protocol import MAX_HZ
 
         deadline = time.monotonic() + 30.0
         while not self.path.exists():

@@ -123,9 +123,9 @@ def peak_rss() -> dict[str, Any]:
 # -- first loop gap (worker process) ------------------------------------------------------
 def _first_gap_worker(config: str) -> dict[str, Any]:
     """Run ``gunguard run --sim-gun`` in this process, noting the first tick's gap."""
-    import controller.supervisor as sup_module
-    from controller.logsetup import setup_logging
-    from controller.run import run
+    import gunguard.core.supervisor as sup_module
+    from gunguard.service.logsetup import setup_logging
+    from gunguard.service.run import run
 
     seen: dict[str, Any] = {}
     original = sup_module.Supervisor._tick

@@ -1,7 +1,7 @@
 """Store: the SQLite ledger's writes per second and their effect on the loop's lateness.
 
 Runs in the loop-timing worker (:mod:`bench.looptiming`) with the supervisor recording
-into a :class:`controller.ledger.Ledger` in a temporary directory (never the real
+into a :class:`gunguard.store.ledger.Ledger` in a temporary directory (never the real
 ``/var/lib/gunguard``), in two modes:
 
 * ``normal``: the ledger as the daemon runs it (its writer thread commits every
@@ -14,90 +14,14 @@ into a :class:`controller.ledger.Ledger` in a temporary directory (never the rea
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import tempfile
-import threading
 import time
-from pathlib import Path
-from typing import Any
 
-from bench.common import DIST_COLUMNS, Section, Table, dist_row, pending, scaled, summarize
-
-MODES = ("normal", "stress")
+from bench.common import DIST_COLUMNS, Section, Table, dist_row, pending, scaled
+from bench.harnesses import MODES
 
 
 def available() -> bool:
-    return importlib.util.find_spec("controller.ledger") is not None
-
-
-class LedgerHarness:
-    """A ledger in a temporary directory, wired like ``gunguard run`` wires it."""
-
-    def __init__(self, cfg: Any, mode: str) -> None:
-        from controller.clock import RealClock
-        from controller.ledger import open_ledger
-
-        if mode not in MODES:
-            raise ValueError(f"ledger mode {mode!r}: one of {MODES}")
-        self.mode = mode
-        self._dir = tempfile.mkdtemp(prefix="gunguard-bench-ledger-")
-        self.path = Path(self._dir) / "history.db"
-        self.ledger = open_ledger(cfg, RealClock(), path=self.path)
-        if self.ledger.fault is not None:
-            raise RuntimeError(f"bench ledger unusable: {self.ledger.fault}")
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._commit_ns: list[int] = []
-        self._started = 0.0
-        self._commits0 = 0
-        self._rows0 = 0
-
-    def start(self, rig: Any) -> None:
-        from controller import reasons as why
-        from controller.ledger import supervisor_probe
-
-        sup = rig.supervisor
-        self.ledger.set_fault_handler(lambda detail: sup.trip(why.STORAGE_FAULT, detail))
-        self.ledger.set_probe(supervisor_probe(sup))
-        self._started = time.perf_counter()
-        self._commits0 = self.ledger.commits
-        self._rows0 = self.ledger.rows_written
-        if self.mode == "stress":
-            self._thread = threading.Thread(target=self._hammer, name="bench-ledger-stress")
-            self._thread.start()
-
-    def _hammer(self) -> None:
-        flush = self.ledger.flush
-        clock = time.perf_counter_ns
-        self._stop.wait(0.2)  # let the loop start first
-        while not self._stop.is_set():
-            t0 = clock()
-            flush()
-            self._commit_ns.append(clock() - t0)
-
-    def stop(self) -> dict[str, Any]:
-        wall = time.perf_counter() - self._started
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10.0)
-        commits = self.ledger.commits - self._commits0
-        rows = self.ledger.rows_written - self._rows0
-        fault = self.ledger.fault
-        self.ledger.close()
-        size = self.path.stat().st_size if self.path.exists() else 0
-        shutil.rmtree(self._dir, ignore_errors=True)
-        out: dict[str, Any] = {
-            "mode": self.mode,
-            "commits": commits,
-            "rows_written": rows,
-            "commits_per_s": commits / wall,
-            "rows_per_s": rows / wall,
-            "db_bytes": size,
-            "fault": None if fault is None else str(fault),
-        }
-        if self._commit_ns:
-            out["commit_ms"] = summarize(x / 1e6 for x in self._commit_ns)
-        return {"ledger": out}
+    return importlib.util.find_spec("gunguard.store.ledger") is not None
 
 
 def ledger_section(seconds: float) -> Section:

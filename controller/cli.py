@@ -15,9 +15,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from controller import configfile
-from controller.config import GunguardConfig, HardwareConfig
-from controller.configfile import EXIT_CONFIG, ConfigError
+from gunguard.config import loader as configfile
+from gunguard.config.loader import EXIT_CONFIG, ConfigError
+from gunguard.config.schema import GunguardConfig, HardwareConfig
 
 EXIT_OK = 0
 EXIT_EXPECTATION = 1
@@ -55,21 +55,21 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from controller.simulate import simulate
+    from gunguard.sim.simulate import simulate
 
     return simulate(Path(args.scenario), config=args.config, as_json=args.json, db=args.db)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from controller.run import run
+    from gunguard.service.run import run
 
     return run(args)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     """Treatments, doses, trips, and when each region may next be treated."""
-    from controller.history import history
-    from controller.ledger import default_storage_path
+    from gunguard.operator.history import history
+    from gunguard.store.ledger import default_storage_path
 
     if args.db is not None:
         path = Path(args.db)
@@ -96,7 +96,7 @@ def cmd_power_off(args: argparse.Namespace) -> int:
             )
             return EXIT_CONFIG
         print("gunguard power-off: using the file's valid hardware section", file=sys.stderr)
-    from hardware.poweroff import force_power_off
+    from gunguard.hardware.poweroff import force_power_off
 
     motor = hardware.motor_power
     force_power_off(motor.pin, motor.active_high, hardware.pin_factory)
@@ -118,15 +118,16 @@ def _hardware_section_only(source: str) -> HardwareConfig | None:
 
 def cmd_client(args: argparse.Namespace) -> int:
     """status, region, reset, stop, watch: a client of the daemon's control socket."""
-    from controller import client
+    from gunguard.operator import client, dashboard
 
-    command: Callable[[argparse.Namespace], int] = getattr(client, f"cmd_{args.command}")
+    module = dashboard if args.command == "watch" else client
+    command: Callable[[argparse.Namespace], int] = getattr(module, f"cmd_{args.command}")
     return command(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """A treatment's stored telemetry as a PNG plot and/or JSON."""
-    from controller.report import report_command
+    from gunguard.operator.report import report_command
 
     return report_command(
         args.db,
@@ -195,7 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     p = add("power-off", cmd_power_off, "force the motor power pin off (systemd ExecStopPost=)")
     p.add_argument("--config", default=DEFAULT_CONFIG, help="config file or shipped name")
 
-    from controller.client import add_socket_options
+    from gunguard.operator.client import add_socket_options
 
     p = add("status", cmd_client, "show the running daemon's state, rate, force and doses")
     p.add_argument("--json", action="store_true", help="the status as JSON")
@@ -237,12 +238,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        from controller.logsetup import setup_logging
-    except ImportError:  # pragma: no cover - during bootstrap
-        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
-    else:
-        setup_logging(args.verbose)
+    from gunguard.service.logsetup import setup_logging, stop_logging
+
+    setup_logging(args.verbose)
     try:
         return int(args.func(args))
     except BrokenPipeError:
@@ -250,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    finally:
+        stop_logging()  # every queued line is written before the process ends
 
 
 if __name__ == "__main__":  # pragma: no cover

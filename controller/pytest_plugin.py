@@ -1,7 +1,7 @@
 """pytest plugin (entry point ``pytest11``): bench-test gunguard configs in virtual time.
 
 Installed with gunguard; your tests get the ``gunguard_bench`` fixture, a factory that
-builds a :class:`controller.bench.Bench` on mock pins and a virtual clock::
+builds a :class:`gunguard.sim.bench.Bench` on mock pins and a virtual clock::
 
     def test_my_calf_protocol(gunguard_bench):
         bench = gunguard_bench("my-config.yaml")      # path or shipped name
@@ -11,44 +11,56 @@ builds a :class:`controller.bench.Bench` on mock pins and a virtual clock::
         assert bench.trips() == ["region_dose"]
         assert not bench.power_on
 
-Every bench is closed (power off, pins released) after the test.
+Every bench is closed (power off, pins released) after the test, and gpiozero's global
+``Device.pin_factory`` is put back as it was. Loading this plugin imports nothing but
+pytest: gunguard, gpiozero and pydantic are imported when a test first uses the
+fixture, so installing gunguard does not slow down or disturb other projects' tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from controller import configfile
-from controller.bench import Bench
-from controller.config import GunguardConfig
+if TYPE_CHECKING:
+    from gunguard.sim.bench import Bench
 
-BenchFactory = Callable[..., Bench]
+BenchFactory = Callable[..., "Bench"]
 
 
 @pytest.fixture
 def gunguard_bench() -> Iterator[BenchFactory]:
     """A factory: ``gunguard_bench(config=None, **bench_kwargs) -> Bench``.
 
-    ``config`` is a :class:`GunguardConfig`, a file path, a shipped config name, or
-    None for the built-in defaults.
+    ``config`` is a :class:`~gunguard.config.schema.GunguardConfig`, a file path, a
+    shipped config name, or None for the built-in defaults. ``bench_kwargs`` go to
+    :class:`~gunguard.sim.bench.Bench` (``seed``, ``start_wall``, ``book``).
     """
+    from gpiozero import Device
+
+    from gunguard.config.loader import load
+    from gunguard.config.schema import GunguardConfig
+    from gunguard.sim.bench import Bench
+
+    saved_factory = Device.pin_factory
     benches: list[Bench] = []
 
-    def make(config: GunguardConfig | str | Path | None = None, **kwargs: Any) -> Bench:
+    def make(config: Any = None, **kwargs: Any) -> Bench:
         if config is None:
             cfg = GunguardConfig()
         elif isinstance(config, GunguardConfig):
             cfg = config
         else:
-            cfg = configfile.load(str(config))
+            cfg = load(str(config))
         bench = Bench(cfg, **kwargs)
         benches.append(bench)
         return bench
 
-    yield make
-    for bench in benches:
-        bench.close()
+    try:
+        yield make
+    finally:
+        for bench in benches:
+            bench.close()
+        Device.pin_factory = saved_factory

@@ -12,20 +12,26 @@ from __future__ import annotations
 from gpiozero import DigitalOutputDevice
 from gpiozero.pins import Factory
 
-from controller.config import MotorPowerConfig
-
 
 class MotorSwitch:
     """Motor power output, off at construction (level set atomically with direction)."""
 
-    def __init__(self, cfg: MotorPowerConfig, pin_factory: Factory) -> None:
+    def __init__(
+        self,
+        pin: str,
+        *,
+        pin_factory: Factory,
+        active_high: bool = True,
+        dynamic: bool = False,
+        toggle_hz: float = 500.0,
+    ) -> None:
         self._device = DigitalOutputDevice(
-            cfg.pin, active_high=cfg.active_high, initial_value=False, pin_factory=pin_factory
+            pin, active_high=active_high, initial_value=False, pin_factory=pin_factory
         )
         self.pin = self._device.pin
-        self._active_level = cfg.active_high
-        self.dynamic = cfg.mode == "dynamic"
-        self._half_period = 0.5 / cfg.toggle_hz
+        self._active_level = active_high
+        self.dynamic = dynamic
+        self._half_period = 0.5 / toggle_hz
         self._next_toggle = 0.0
         self._level = False  # the active level is on the pin (static), or toggling (dynamic)
         self.energised = False

@@ -8,15 +8,26 @@ at exact virtual times: the supervisor code above the pins is the same in both.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections import deque
-from typing import Any
+from importlib.metadata import entry_points
+from typing import Any, Protocol
 
 from gpiozero import Device, PinFactoryFallback
 from gpiozero.pins import Factory
 from gpiozero.pins.mock import MockFactory, MockPin, PinState
 
-from controller.clock import Clock, RealClock
+
+class Clock(Protocol):
+    """Anything that tells monotonic time (gunguard's clocks do)."""
+
+    def monotonic(self) -> float: ...
+
+
+class _MonotonicClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 class ClockedMockPin(MockPin):
@@ -71,39 +82,40 @@ class PinFactoryError(RuntimeError):
     """The requested pin factory is not available: gunguard will not guess another."""
 
 
-def make_pin_factory(name: str | None, clock: Clock | None = None) -> Factory:
-    """Build the configured factory; a silent fallback to another one is an error.
+def pin_factory_by_name(name: str, clock: Clock | None = None) -> Factory:
+    """A new pin factory of the named kind, without gpiozero's silent fallback.
 
-    ``mock`` gives mock pins on ``clock`` (real time when None). ``None`` lets gpiozero
-    choose, but its ``PinFactoryFallback`` warning is turned into :class:`PinFactoryError`,
-    because on a device a quiet fallback means driving pins through the wrong library.
+    The one lookup of a factory by name, for the daemon and for ``power-off``:
+    ``mock`` gives clocked mock pins on ``clock`` (real time when None); any other
+    name is looked up like ``GPIOZERO_PIN_FACTORY`` (``lgpio``, ``rpigpio``,
+    ``pigpio``, ``native``). An unknown or unusable factory raises
+    :class:`PinFactoryError`.
     """
-    if name == "mock":
-        return ClockedMockFactory(clock or RealClock())
-    if name is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", PinFactoryFallback)
+    if name.lower() == "mock":
+        return ClockedMockFactory(clock or _MonotonicClock())
+    group = entry_points(group="gpiozero_pin_factories")
+    for ep in group:
+        if ep.name in (name, name.lower()):
             try:
-                return Device._default_pin_factory()
-            except (PinFactoryFallback, Exception) as exc:
-                raise PinFactoryError(f"no usable GPIO pin factory: {exc}") from exc
-    try:
-        if name == "lgpio":
-            from gpiozero.pins.lgpio import LGPIOFactory
+                factory: Factory = ep.load()()
+            except Exception as exc:
+                raise PinFactoryError(f"pin factory {name!r} is not usable here: {exc}") from exc
+            return factory
+    known = ", ".join(sorted({ep.name for ep in group} | {"mock"}))
+    raise PinFactoryError(f"unknown pin factory {name!r} (known: {known})")
 
-            return LGPIOFactory()
-        if name == "rpigpio":
-            from gpiozero.pins.rpigpio import RPiGPIOFactory
 
-            return RPiGPIOFactory()
-        if name == "pigpio":
-            from gpiozero.pins.pigpio import PiGPIOFactory
+def make_pin_factory(name: str | None, clock: Clock | None = None) -> Factory:
+    """The configured factory; ``None`` lets gpiozero choose, but a fallback is an error.
 
-            return PiGPIOFactory()
-        if name == "native":
-            from gpiozero.pins.native import NativeFactory
-
-            return NativeFactory()
-    except Exception as exc:
-        raise PinFactoryError(f"pin factory {name!r} is not usable here: {exc}") from exc
-    raise PinFactoryError(f"unknown pin factory {name!r}")
+    gpiozero's ``PinFactoryFallback`` warning becomes :class:`PinFactoryError`: on a
+    device a quiet fallback means driving pins through the wrong library.
+    """
+    if name is not None:
+        return pin_factory_by_name(name, clock)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PinFactoryFallback)
+        try:
+            return Device._default_pin_factory()
+        except (PinFactoryFallback, Exception) as exc:
+            raise PinFactoryError(f"no usable GPIO pin factory: {exc}") from exc

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import logging
 import os
-from importlib.metadata import entry_points
 
 from gpiozero import DigitalOutputDevice
 from gpiozero.pins import Factory
+
+from gunguard.hardware.pins import pin_factory_by_name
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +32,6 @@ DEFAULT_PIN_FACTORY = "lgpio"
 # Devices held while the process lives. Dropping the last reference would run
 # gpiozero's __del__ -> close() at once, which turns the pin into a floating input.
 _held: list[DigitalOutputDevice] = []
-
-
-def pin_factory_by_name(name: str) -> Factory:
-    """A new pin factory of the named kind (``lgpio``, ``mock``, ...), no fallback.
-
-    Looked up like ``GPIOZERO_PIN_FACTORY``, but without gpiozero's silent
-    fallback to another library: an unavailable factory raises.
-    """
-    group = entry_points(group="gpiozero_pin_factories")
-    for candidate in (name, name.lower()):
-        for ep in group:
-            if ep.name == candidate:
-                factory: Factory = ep.load()()
-                return factory
-    raise ValueError(f"unknown gpiozero pin factory {name!r}")
 
 
 def force_power_off(pin: str | int, active_high: bool, pin_factory: str | Factory | None) -> None:

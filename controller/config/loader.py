@@ -1,0 +1,209 @@
+"""Reading a config file: safe YAML, line numbers, shipped names, readable errors.
+
+Every error names the file, the YAML line, the field path, the value and the reason,
+e.g. ``achilles.yaml:12: limits.bands[0].max_minutes = 6.0: loosens the built-in
+ceiling ...``. ``check-config`` and ``run`` exit 2 with these lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gunguard.config.schema import GunguardConfig, Problem, ceiling_problems
+
+#: Exit status for an invalid config or scenario (systemd's RestartPreventExitStatus).
+EXIT_CONFIG = 2
+
+
+def format_path(path: tuple[str | int, ...]) -> str:
+    """``('limits', 'bands', 0, 'max_minutes')`` -> ``limits.bands[0].max_minutes``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+@dataclass(frozen=True, slots=True)
+class LocatedProblem:
+    source: str
+    line: int | None
+    path: tuple[str | int, ...]
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        shown = "" if self.value is _MISSING else f" = {self.value!r}"
+        return f"{where}: {format_path(self.path)}{shown}: {self.message}"
+
+
+_MISSING = object()
+
+
+class ConfigError(Exception):
+    """A file that must not be used; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[LocatedProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class YamlLines:
+    """Maps a path in the document to the line it starts on (1-based)."""
+
+    def __init__(self) -> None:
+        self.lines: dict[tuple[str | int, ...], int] = {}
+        self.duplicates: list[tuple[tuple[str | int, ...], int]] = []
+
+    def walk(self, node: yaml.Node, path: tuple[str | int, ...] = ()) -> None:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, value_node in node.value:
+                key = key_node.value
+                child = (*path, key)
+                if key in seen:
+                    self.duplicates.append((child, key_node.start_mark.line + 1))
+                seen.add(key)
+                self.lines[child] = key_node.start_mark.line + 1
+                self.walk(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.walk(item, (*path, i))
+
+    def line_of(self, path: tuple[str | int, ...]) -> int | None:
+        """The line of ``path``, or of its nearest ancestor present in the file."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:end]))
+            if line is not None:
+                return line
+        return None
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, YamlLines]:
+    """Safe-load ``text``; a syntax error or duplicate key is a :class:`ConfigError`."""
+    lines = YamlLines()
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            [LocatedProblem(source, line, (), _MISSING, f"not valid YAML: {problem}")]
+        ) from None
+    if node is not None:
+        lines.walk(node)
+    if lines.duplicates:
+        raise ConfigError(
+            [
+                LocatedProblem(source, line, path, _MISSING, "key given twice")
+                for path, line in lines.duplicates
+            ]
+        )
+    return data, lines
+
+
+def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        path = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function")))
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see `gunguard schema`)"
+        problems.append(Problem(path, err.get("input", _MISSING), message))
+    return problems
+
+
+def validate(
+    data: Any, source: str, lines: YamlLines | None = None, today: dt.date | None = None
+) -> GunguardConfig:
+    """Turn loaded YAML into a config, or raise :class:`ConfigError` with every problem."""
+    lines = lines or YamlLines()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [LocatedProblem(source, 1, (), _MISSING, "the file must be a mapping of keys")]
+        )
+    try:
+        cfg = GunguardConfig.model_validate(data)
+        problems = ceiling_problems(cfg, today)
+    except ValidationError as exc:
+        problems = _pydantic_problems(exc, data)
+    if problems:
+        raise ConfigError(
+            [
+                LocatedProblem(source, lines.line_of(p.path), p.path, p.value, p.message)
+                for p in problems
+            ]
+        )
+    return cfg
+
+
+def shipped_dir() -> Path:
+    """Where the shipped configs are: inside the wheel, or ``config/`` in a checkout."""
+    packaged = resources.files("gunguard") / "configs"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "config"
+
+
+def shipped_names() -> list[str]:
+    return sorted(p.stem for p in shipped_dir().glob("*.yaml"))
+
+
+def resolve(name_or_path: str, relative_to: Path | None = None) -> Path:
+    """A path to an existing file, or a shipped config's name (``achilles-tendinopathy``)."""
+    candidate = Path(name_or_path).expanduser()
+    if relative_to is not None and not candidate.is_absolute():
+        candidate = relative_to / candidate
+    if candidate.is_file():
+        return candidate
+    stem = name_or_path.removesuffix(".yaml")
+    shipped = shipped_dir() / f"{stem}.yaml"
+    if "/" not in name_or_path and shipped.is_file():
+        return shipped
+    raise ConfigError(
+        [
+            LocatedProblem(
+                name_or_path,
+                None,
+                (),
+                _MISSING,
+                f"no such file, and not a shipped config (shipped: {', '.join(shipped_names())})",
+            )
+        ]
+    )
+
+
+def load(name_or_path: str, relative_to: Path | None = None) -> GunguardConfig:
+    """Load and validate a config file or shipped name."""
+    path = resolve(name_or_path, relative_to)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            [LocatedProblem(str(path), None, (), _MISSING, f"cannot read: {exc}")]
+        ) from None
+    data, lines = parse_yaml(text, str(path))
+    return validate(data, str(path), lines)
+
+
+def config_hash(cfg: GunguardConfig) -> str:
+    """A short fingerprint of the effective config, stored with every trip."""
+    canonical = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,69 @@
+"""How other components take part in supervision without reaching into it.
+
+A plug-in (the firmware guard, the physical controls, the reloader) never assigns the
+supervisor's attributes and never calls into it from inside an event. It either
+
+* is *asked*: an admission check may veto arming a region, and a tick check returns
+  a :class:`Verdict` every tick (inside the tick, so it must be quick and do no I/O);
+* or *posts an intent* (:meth:`Supervisor.post_intent`) from any thread, which the
+  supervisor applies at one defined point: the start of its next tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gunguard.core.admission import Refusal
+from gunguard.core.limits import Limits
+from gunguard.core.reasons import TripReason
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A tick check's answer."""
+
+    #: Trip now, for this reason and detail.
+    trip: tuple[TripReason, str] | None = None
+    #: This plug-in judges "power on, no percussion" itself this tick (the firmware
+    #: knows whether it drives the motor), so the contact-only stall rule stands down.
+    covers_stall: bool = False
+
+
+AdmissionCheck = Callable[[str, float], Refusal | None]
+TickCheck = Callable[[float], Verdict | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    """Arm ``region`` (None: disarm)."""
+
+    region: str | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Arm the next (+1) or previous (-1) allowed region (:func:`gunguard.core.regions.step`)."""
+
+    step: int
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Clear a latched trip (power stays off)."""
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Configure:
+    """Adopt new limits; ``when_idle``: only once no region is armed (a looser config)."""
+
+    limits: Limits
+    tag: str
+    when_idle: bool = False
+
+
+Intent = Select | Step | Reset | Configure

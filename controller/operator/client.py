@@ -1,0 +1,383 @@
+"""Client commands over the control socket: status, region, reset, stop (and watch's link).
+
+Each command is one short connection: connect, one request, one answer. The socket
+is found from ``--socket PATH``, else ``--config FILE``'s ``control_socket.path``,
+else ``$GUNGUARD_SOCKET``, else ``control.sock`` in ``$RUNTIME_DIRECTORY`` or
+/run/gunguard (where the installed service listens).
+
+Exit status: 0 done; 1 the daemon said no (a refused region, an invalid request);
+2 invalid ``--config``; 4 no daemon to talk to (not running, no permission, an
+answer that is not the protocol).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from gunguard.config import loader as configfile
+from gunguard.config.loader import ConfigError
+from gunguard.operator.protocol import (
+    ErrorResponse,
+    EventUpdate,
+    ProtocolError,
+    ResetResponse,
+    Response,
+    SelectRegionResponse,
+    Status,
+    StatusResponse,
+    StatusUpdate,
+    encode_request,
+    parse_response,
+    socket_path,
+)
+
+EXIT_OK, EXIT_NO, EXIT_CONFIG, EXIT_UNREACHABLE = 0, 1, configfile.EXIT_CONFIG, 4
+SOCKET_ENV = "GUNGUARD_SOCKET"
+DEFAULT_TIMEOUT_S = 5.0
+#: A status line is a few kB; anything far longer is not the protocol.
+MAX_RESPONSE_BYTES = 1024 * 1024
+
+
+class ClientError(Exception):
+    """A command that cannot complete; ``exit_code`` for the shell."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_UNREACHABLE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Unreachable(ClientError):
+    """No daemon to talk to at the socket."""
+
+
+class Disconnected(ClientError):
+    """The daemon closed the connection (it stopped, or dropped a slow client)."""
+
+
+def describe_connect_error(exc: OSError, path: Path, timeout: float) -> str:
+    """What a failed connect means for the person at the keyboard."""
+    if isinstance(exc, FileNotFoundError):
+        return (
+            f"no control socket at {path}: is gunguard running? "
+            "(systemctl status gunguard; or give --socket PATH or --config FILE)"
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return f"nothing is listening on {path}: gunguard is not running (a stale socket file)"
+    if isinstance(exc, PermissionError):
+        return (
+            f"no permission to use {path}: add your user to the gunguard group "
+            "(sudo usermod -aG gunguard $USER, then log in again)"
+        )
+    if isinstance(exc, TimeoutError):
+        return f"the daemon at {path} did not answer within {timeout:g} s"
+    return f"cannot connect to {path}: {exc.strerror or exc}"
+
+
+class Connection:
+    """One connection to the daemon: requests, answers and a subscription's stream."""
+
+    def __init__(self, sock: socket.socket, path: Path, timeout: float) -> None:
+        self.sock = sock
+        self.path = path
+        self.timeout = timeout
+        self._buf = bytearray()
+        self._pending: deque[Response] = deque()
+        self._eof = False
+
+    @classmethod
+    def open(
+        cls, path: Path, *, timeout: float = DEFAULT_TIMEOUT_S, wait: float = 0.0
+    ) -> Connection:
+        """Connect; with ``wait``, keep trying that long while the daemon starts up."""
+        deadline = time.monotonic() + wait
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(str(path))
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                sock.close()
+                if time.monotonic() >= deadline:
+                    raise Unreachable(describe_connect_error(exc, path, timeout)) from None
+                time.sleep(0.1)
+            except OSError as exc:
+                sock.close()
+                raise Unreachable(describe_connect_error(exc, path, timeout)) from None
+            else:
+                return cls(sock, path, timeout)
+
+    @property
+    def buffered(self) -> bool:
+        """Lines already received but not yet returned (select() would not see them)."""
+        return bool(self._pending) or b"\n" in self._buf
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, cmd: str, **fields: Any) -> None:
+        try:
+            self.sock.sendall(encode_request(cmd, **fields))
+        except OSError as exc:
+            raise Disconnected(f"lost the daemon at {self.path}: {exc}") from None
+
+    def _take_lines(self) -> list[Response]:
+        out: list[Response] = []
+        while True:
+            newline = self._buf.find(b"\n")
+            if newline < 0:
+                if len(self._buf) > MAX_RESPONSE_BYTES:
+                    raise ClientError(f"the daemon at {self.path} sent an over-long line")
+                return out
+            line = bytes(self._buf[:newline])
+            del self._buf[: newline + 1]
+            try:
+                out.append(parse_response(line))
+            except ProtocolError as exc:
+                raise ClientError(str(exc)) from None
+
+    def read_available(self) -> list[Response]:
+        """Every complete line received so far, without blocking for more.
+
+        Raises :class:`Disconnected` once the daemon has closed the connection and
+        everything it sent before has been returned.
+        """
+        # Non-blocking for real: with a timeout set, Python would wait for more data.
+        self.sock.settimeout(0.0)
+        try:
+            while not self._eof and len(self._buf) <= MAX_RESPONSE_BYTES:
+                try:
+                    data = self.sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    raise Disconnected(f"lost the daemon at {self.path}: {exc}") from None
+                if not data:
+                    self._eof = True
+                    break
+                self._buf += data
+                self._pending.extend(self._take_lines())
+        finally:
+            self.sock.settimeout(self.timeout)
+        lines = [*self._pending, *self._take_lines()]
+        self._pending.clear()
+        if not lines and self._eof:
+            raise Disconnected(f"the daemon at {self.path} closed the connection")
+        return lines
+
+    def next(self) -> Response:
+        """The next line, waiting up to the timeout for it."""
+        while True:
+            if not self._pending:
+                self._pending.extend(self._take_lines())
+            if self._pending:
+                return self._pending.popleft()
+            if self._eof:
+                raise Disconnected(f"the daemon at {self.path} closed the connection")
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                raise ClientError(
+                    f"the daemon at {self.path} did not answer within {self.timeout:g} s"
+                ) from None
+            except OSError as exc:
+                raise Disconnected(f"lost the daemon at {self.path}: {exc}") from None
+            if not data:
+                self._eof = True
+            self._buf += data
+
+    def request(self, cmd: str, **fields: Any) -> Response:
+        """Send one request and return its answer (stream lines in between are skipped)."""
+        self.send(cmd, **fields)
+        while True:
+            response = self.next()
+            if not isinstance(response, StatusUpdate | EventUpdate):
+                return response
+
+
+# -- finding the socket ------------------------------------------------------------------
+def add_socket_options(parser: argparse.ArgumentParser) -> None:
+    """``--socket`` / ``--config`` / ``--timeout`` for every client command."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--socket", metavar="PATH", help="the daemon's control socket")
+    where.add_argument(
+        "--config", metavar="FILE", help="find the socket from this config (control_socket.path)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT_S:g})",
+    )
+
+
+def resolve_socket(args: argparse.Namespace) -> Path:
+    if getattr(args, "socket", None):
+        return Path(args.socket)
+    if getattr(args, "config", None):
+        try:
+            cfg = configfile.load(args.config)
+        except ConfigError as exc:
+            problems = "\n  ".join(str(p) for p in exc.problems)
+            raise ClientError(f"invalid configuration:\n  {problems}", EXIT_CONFIG) from None
+        return socket_path(cfg)
+    env = os.environ.get(SOCKET_ENV)
+    if env:
+        return Path(env)
+    return socket_path(None)
+
+
+def _one_request(args: argparse.Namespace, cmd: str, **fields: Any) -> Response:
+    path = resolve_socket(args)
+    with Connection.open(path, timeout=args.timeout) as conn:
+        return conn.request(cmd, **fields)
+
+
+def fail(message: str, code: int) -> int:
+    print(f"gunguard: {message}", file=sys.stderr)
+    return code
+
+
+def _daemon_said_no(response: ErrorResponse) -> int:
+    error = response.error
+    if error.reason is not None:
+        text = f"refused {error.region}: {error.reason}: {error.message}"
+        if error.until:
+            text += f" (allowed from {error.until})"
+    else:
+        text = f"the daemon answered {error.code}: {error.message}"
+    return fail(text, EXIT_NO)
+
+
+def _run(func: Any, args: argparse.Namespace) -> int:
+    try:
+        return int(func(args))
+    except ClientError as exc:
+        return fail(str(exc), exc.exit_code)
+
+
+# -- formatting ------------------------------------------------------------------------------
+def minutes(seconds: float) -> str:
+    """``174.2`` -> ``2:54``."""
+    whole = max(0, int(seconds + 0.5))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def format_status(status: Status) -> list[str]:
+    """``gunguard status`` for people."""
+    power = "ON" if status.power_on else "off"
+    head = f"gunguard: {status.state.upper()}"
+    if status.region:
+        head += f"  {status.region}"
+    lines = [f"{head}  motor power {power}"]
+    if status.cap_ppm is not None:
+        region = status.regions.get(status.region or "")
+        trips = f" (trips above {region.trip_ppm:.0f})" if region else ""
+        lines.append(f"  rate   {status.rate_ppm:6.0f} ppm   cap {status.cap_ppm:g} ppm{trips}")
+    else:
+        lines.append(f"  rate   {status.rate_ppm:6.0f} ppm   (no region armed)")
+    limit = status.max_force_n if status.max_force_n is not None else status.limit_force_n
+    lines.append(f"  force  {status.force_n:6.1f} N     max {limit:g} N")
+    if status.trip is not None:
+        lines.append(f"  TRIP   {status.trip.reason}: {status.trip.detail}")
+        lines.append("         power is off; clear it with `gunguard reset`")
+    lines.append(f"  {'region':<18} {'dose':>6} {'contact':>9} {'left':>6}")
+    for name, region in status.regions.items():
+        mark = "*" if name == status.region else " "
+        lines.append(
+            f"{mark} {name:<18} {region.dose:6.3f} {region.contact_seconds:8.1f}s "
+            f"{minutes(region.seconds_left):>6}"
+        )
+    if status.not_allowed:
+        lines.append(f"  not allowed: {', '.join(status.not_allowed)}")
+    return lines
+
+
+# -- the commands ----------------------------------------------------------------------------
+def _status(args: argparse.Namespace) -> int:
+    response = _one_request(args, "status")
+    if isinstance(response, ErrorResponse):
+        return _daemon_said_no(response)
+    assert isinstance(response, StatusResponse)
+    if args.json:
+        print(response.status.model_dump_json(indent=2))
+    else:
+        print("\n".join(format_status(response.status)))
+    return EXIT_OK
+
+
+def _region(args: argparse.Namespace) -> int:
+    response = _one_request(args, "select_region", region=args.name)
+    if isinstance(response, ErrorResponse):
+        return _daemon_said_no(response)
+    assert isinstance(response, SelectRegionResponse)
+    print(f"{response.region} selected: the motor has power")
+    return EXIT_OK
+
+
+def _reset(args: argparse.Namespace) -> int:
+    response = _one_request(args, "reset")
+    if isinstance(response, ErrorResponse):
+        return _daemon_said_no(response)
+    assert isinstance(response, ResetResponse)
+    if response.cleared is None:
+        print("no trip latched: nothing to reset")
+    else:
+        print(f"cleared trip {response.cleared}: power stays off until a region is selected")
+    return EXIT_OK
+
+
+def _stop(args: argparse.Namespace) -> int:
+    response = _one_request(args, "stop")
+    if isinstance(response, ErrorResponse):
+        return _daemon_said_no(response)
+    print("stopped: no region selected, motor power off")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return _run(_status, args)
+
+
+def cmd_region(args: argparse.Namespace) -> int:
+    return _run(_region, args)
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    return _run(_reset, args)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    return _run(_stop, args)
+
+
+def request_quietly(path: Path, cmd: str, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+    """One request for the dashboard's keys: a one-line outcome, never an exception."""
+    try:
+        with Connection.open(path, timeout=timeout) as conn:
+            response = conn.request(cmd)
+    except ClientError as exc:
+        return f"{cmd} failed: {exc}"
+    if isinstance(response, ErrorResponse):
+        return f"{cmd}: {response.error.code}: {response.error.message}"
+    if isinstance(response, ResetResponse):
+        if response.cleared is None:
+            return "reset: no trip latched"
+        return f"reset: cleared {response.cleared}"
+    return f"{cmd}: done"

@@ -1,0 +1,337 @@
+"""``gunguard watch``: the live terminal dashboard over the control socket.
+
+It subscribes to the daemon's status stream and redraws on every update: the state,
+the rate against the armed region's cap, the force against its limit, each region's
+dose and the contact time left, a trip banner with the reason, and the latest
+events. The terminal bell rings on a dose warning and on a trip.
+
+It only ever shows what the daemon sends: when updates stop coming the screen says
+so instead of showing an old "power off" as current, and when the daemon goes away
+the dashboard exits with a message. (A dashboard the daemon dropped for falling
+behind reconnects by itself.)
+
+Keys (when stdin is a terminal): ``q`` quits, ``r`` resets a trip, ``s`` stops
+(disarms). Selecting a region is deliberately not a key: it gives the motor power.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import select
+import sys
+import termios
+import time
+import tty
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from gunguard.core import events
+from gunguard.core.events import Event
+from gunguard.core.reasons import WarningReason
+from gunguard.operator import eventfmt
+from gunguard.operator.client import (
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    ClientError,
+    Connection,
+    Disconnected,
+    fail,
+    minutes,
+    request_quietly,
+    resolve_socket,
+)
+from gunguard.operator.protocol import ErrorResponse, EventUpdate, Status, StatusUpdate
+
+#: The rate bar turns yellow here (the buzzer's chirp too: gunguard.operator.controls).
+WARN_FRACTION = 0.95
+EVENT_LINES = 6
+BAR_WIDTH = 36
+
+_STATE_STYLE = {
+    "idle": "bold white on blue",
+    "armed": "bold black on green",
+    "tripped": "bold white on red",
+}
+
+
+@dataclass
+class View:
+    """Everything on screen: the latest status and what happened recently."""
+
+    socket: Path
+    status: Status | None = None
+    received_at: float = 0.0  # local monotonic time of the latest status
+    stale_after_s: float = 2.0
+    events: deque[str] = field(default_factory=lambda: deque(maxlen=EVENT_LINES))
+    note: str = ""
+
+    def add_event(self, event: dict[str, object]) -> None:
+        kind = str(event.get("event", "?"))
+        fields = {k: v for k, v in event.items() if k not in ("t", "event")}
+        text = eventfmt.human(Event(0.0, kind, fields)).split(" s  ", 1)[-1]
+        when = dt.datetime.now().strftime("%H:%M:%S")
+        self.events.append(f"{when}  {text}")
+
+
+def _bar(value: float, limit: float, warn_fraction: float) -> ProgressBar:
+    fraction = value / limit if limit > 0 else 0.0
+    style = "green"
+    if fraction >= 1.0:
+        style = "bold red"
+    elif fraction >= warn_fraction:
+        style = "yellow"
+    return ProgressBar(
+        total=max(limit, 1e-9),
+        completed=min(max(value, 0.0), limit),
+        width=BAR_WIDTH,
+        complete_style=style,
+        finished_style=style,
+    )
+
+
+def render(view: View, now: float, height: int | None = None) -> RenderableType:
+    """The whole screen for ``view`` at local monotonic time ``now`` (pure: testable).
+
+    When ``height`` lines cannot hold every region, the untouched ones (full dose
+    left, not armed) are listed by name on one line instead of a row each.
+    """
+    st = view.status
+    parts: list[RenderableType] = []
+    header = Text()
+    header.append(" gunguard ", style="bold")
+    if st is None:
+        header.append(" CONNECTING ", style="bold black on yellow")
+        header.append(f"  {view.socket}", style="dim")
+        parts.append(header)
+        if view.note:
+            parts.append(Text(view.note, style="yellow"))
+        return Group(*parts)
+    header.append(f" {st.state.upper()} ", style=_STATE_STYLE[st.state])
+    header.append(f"  {st.region or 'no region'}", style="bold")
+    header.append("   motor power ")
+    header.append("ON" if st.power_on else "off", style="bold green" if st.power_on else "dim")
+    header.append(f"   {view.socket}", style="dim")
+    parts.append(header)
+
+    age = now - view.received_at
+    if age > view.stale_after_s:
+        parts.append(
+            Text(
+                f" NO UPDATE FOR {age:.1f} s: the daemon may be stuck; this is old data ",
+                style="bold white on red",
+            )
+        )
+
+    if st.trip is not None:
+        parts.append(
+            Panel(
+                Text.assemble(
+                    (f"{st.trip.reason}", "bold"),
+                    f": {st.trip.detail}\n",
+                    "Motor power is off. Remove the cause, then reset "
+                    "(gunguard reset, or press r) and select the region again.",
+                ),
+                title="[bold]TRIPPED[/bold]",
+                title_align="left",
+                border_style="bold red",
+                style="red",
+            )
+        )
+
+    gauges = Table.grid(padding=(0, 1))
+    gauges.add_column(width=6)
+    gauges.add_column(width=BAR_WIDTH)
+    gauges.add_column()
+    if st.cap_ppm is not None:
+        near = " near the cap!" if st.rate_ppm >= WARN_FRACTION * st.cap_ppm else ""
+        rate_text = Text(f"{st.rate_ppm:5.0f} / {st.cap_ppm:g} ppm cap{near}")
+        if near:
+            rate_text.stylize("bold yellow")
+        gauges.add_row("Rate", _bar(st.rate_ppm, st.cap_ppm, WARN_FRACTION), rate_text)
+    else:
+        gauges.add_row(
+            "Rate",
+            _bar(st.rate_ppm, st.hardware_max_ppm, WARN_FRACTION),
+            Text(f"{st.rate_ppm:5.0f} ppm (no region armed)", style="dim"),
+        )
+    force_limit = st.max_force_n if st.max_force_n is not None else st.limit_force_n
+    gauges.add_row(
+        "Force",
+        _bar(st.force_n, force_limit, 0.9),
+        Text(f"{round(st.force_n, 1) + 0.0:5.1f} / {force_limit:g} N max"),  # no "-0.0"
+    )
+    parts.append(gauges)
+
+    doses = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    doses.add_column("Region", min_width=18)
+    doses.add_column("Dose", width=BAR_WIDTH)
+    doses.add_column("used", justify="right")
+    doses.add_column("left", justify="right")
+    shown = list(st.regions.items())
+    untouched: list[str] = []
+    if height is not None:
+        # header, two gauges, the table's header, the footer; then what may appear
+        fixed = 5 + (1 if age > view.stale_after_s else 0) + (4 if st.trip else 0)
+        fixed += len(view.events) + (1 if view.events else 0) + (1 if st.not_allowed else 0)
+        if fixed + len(shown) > height:
+            untouched = [n for n, r in shown if not r.started and n != st.region]
+            shown = [(n, r) for n, r in shown if n not in untouched]
+    for name, region in shown:
+        active = name == st.region
+        label = Text(("> " if active else "  ") + name, style="bold" if active else "")
+        left = minutes(region.seconds_left)
+        if region.band_now is not None:
+            left += f" at <= {region.bands[region.band_now].up_to_ppm:g} ppm"
+        doses.add_row(
+            label,
+            _bar(region.dose, 1.0, 0.9),
+            f"{region.dose * 100:5.1f} %",
+            left,
+        )
+    parts.append(doses)
+    if untouched:
+        parts.append(Text(f"  full dose left: {', '.join(untouched)}", style="dim"))
+    if st.not_allowed:
+        parts.append(Text(f"  not allowed: {', '.join(st.not_allowed)}", style="dim"))
+
+    if view.events:
+        parts.append(Text("Recent events", style="bold"))
+        for line in view.events:
+            style = "red" if " TRIP " in f" {line} " else ""
+            parts.append(Text(f"  {line}", style=style, overflow="ellipsis", no_wrap=True))
+    footer = "q quit  r reset  s stop (disarm)"
+    if view.note:
+        footer += f"   {view.note}"
+    parts.append(Text(footer, style="dim"))
+    return Group(*parts)
+
+
+@contextlib.contextmanager
+def _keys() -> Iterator[int | None]:
+    """stdin in cbreak mode while the dashboard runs (None when it is not a terminal)."""
+    if not sys.stdin.isatty():
+        yield None
+        return
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        yield fd
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _subscribe(path: Path, hz: float, timeout: float, wait_s: float) -> Connection:
+    conn = Connection.open(path, timeout=timeout, wait=wait_s)
+    answer = conn.request("subscribe", hz=hz, events=True)
+    if isinstance(answer, ErrorResponse):
+        conn.close()
+        raise ClientError(f"the daemon refused the subscription: {answer.error.message}")
+    return conn
+
+
+def watch(
+    path: Path,
+    *,
+    hz: float = 10.0,
+    wait_s: float = 0.0,
+    timeout: float = 5.0,
+    console: Console | None = None,
+) -> int:
+    """Run the dashboard until q, Ctrl-C or the daemon going away."""
+    console = console or Console()
+    try:
+        conn = _subscribe(path, hz, timeout, wait_s)
+    except ClientError as exc:
+        console.print(f"gunguard watch: {exc}", style="red", highlight=False)
+        return EXIT_UNREACHABLE
+    view = View(socket=path, stale_after_s=max(2.0, 3.0 / hz))
+    outcome = ""
+    code = EXIT_OK
+    try:
+        with (
+            _keys() as key_fd,
+            Live(
+                render(view, time.monotonic()),
+                console=console,
+                auto_refresh=False,
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            ) as live,
+        ):
+            while True:
+                watched: list[int | Connection] = [conn]
+                if key_fd is not None:
+                    watched.append(key_fd)
+                ready, _, _ = select.select(watched, [], [], 0.0 if conn.buffered else 0.5)
+                if conn.buffered:
+                    ready.append(conn)
+                if conn in ready:
+                    try:
+                        responses = conn.read_available()
+                    except Disconnected:
+                        conn.close()
+                        try:  # dropped for falling behind, or the daemon is gone?
+                            conn = _subscribe(path, hz, timeout, 0.0)
+                        except ClientError:
+                            outcome = (
+                                f"gunguard watch: the daemon at {path} went away "
+                                "(it stopped or restarted); the last screen above is old"
+                            )
+                            code = EXIT_UNREACHABLE
+                            break
+                        view.note = "reconnected (the daemon had dropped this dashboard)"
+                        continue
+                    for response in responses:
+                        if isinstance(response, StatusUpdate):
+                            view.status = response.status
+                            view.received_at = time.monotonic()
+                        elif isinstance(response, EventUpdate):
+                            view.add_event(response.event)
+                            if _rings(response.event):
+                                console.bell()
+                if key_fd is not None and key_fd in ready:
+                    keys = os.read(key_fd, 64).decode(errors="ignore").lower()
+                    if "q" in keys:
+                        outcome = "gunguard watch: quit"
+                        break
+                    if "r" in keys:
+                        view.note = request_quietly(path, "reset", timeout)
+                    if "s" in keys:
+                        view.note = request_quietly(path, "stop", timeout)
+                live.update(render(view, time.monotonic(), console.size.height), refresh=True)
+    except KeyboardInterrupt:
+        outcome = "gunguard watch: stopped (Ctrl-C)"
+    finally:
+        conn.close()
+    if outcome:
+        console.print(outcome, style="red" if code else None, highlight=False)
+    return code
+
+
+def _rings(event: dict[str, object]) -> bool:
+    kind = event.get("event")
+    if kind == events.TRIP:
+        return True
+    return kind == events.WARNING and event.get("reason") == WarningReason.DOSE_NEAR_LIMIT
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    try:
+        path = resolve_socket(args)
+    except ClientError as exc:
+        return fail(str(exc), exc.exit_code)
+    return watch(path, hz=args.hz, wait_s=args.wait, timeout=args.timeout)

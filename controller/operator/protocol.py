@@ -1,0 +1,397 @@
+"""The control socket's protocol: newline-delimited JSON, one object per line.
+
+Requests are validated with pydantic (a discriminated union on ``cmd``); anything
+else gets an error line, never a crash. Every response carries ``ok``; errors are
+``{"ok": false, "error": {"code": ..., "message": ...}}``. Requests may carry an
+``id`` (string or integer) that is echoed in the response, so a client that
+pipelines requests can pair the answers.
+
+Requests::
+
+    {"cmd": "status"}
+    {"cmd": "select_region", "region": "calf-left"}     # null deselects
+    {"cmd": "reset"}
+    {"cmd": "stop"}                                      # disarm (not a trip)
+    {"cmd": "subscribe", "hz": 10, "events": true}        # 1-50 Hz status stream
+
+Responses echo ``cmd``; a subscription then streams
+``{"ok": true, "stream": "status", "seq": N, "status": {...}}`` at the requested
+rate and, with ``events``, every supervisor event as
+``{"ok": true, "stream": "event", "event": {...}}`` as it happens.
+
+The status payload is built here from :meth:`Supervisor.snapshot` plus the region
+limits, so the dashboard, ``gunguard status`` and the physical controls all read the
+same numbers the supervisor judges against.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+if TYPE_CHECKING:
+    from gunguard.config.schema import GunguardConfig
+    from gunguard.core.supervisor import Supervisor
+
+PROTOCOL_VERSION = 1
+#: A request line longer than this (newline excluded) is rejected unread.
+MAX_LINE_BYTES = 4096
+MIN_HZ, MAX_HZ = 1.0, 50.0
+DEFAULT_RUNTIME_DIR = "/run/gunguard"
+SOCKET_NAME = "control.sock"
+
+# Error codes (the ``error.code`` of a response).
+BAD_JSON = "bad_json"
+BAD_REQUEST = "bad_request"
+UNKNOWN_COMMAND = "unknown_command"
+LINE_TOO_LONG = "line_too_long"
+REFUSED = "refused"
+TOO_MANY_CLIENTS = "too_many_clients"
+INTERNAL = "internal_error"
+ERROR_CODES = frozenset(
+    {BAD_JSON, BAD_REQUEST, UNKNOWN_COMMAND, LINE_TOO_LONG, REFUSED, TOO_MANY_CLIENTS, INTERNAL}
+)
+
+RequestId = Annotated[str, Field(max_length=64)] | int | None
+RegionName = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+# -- requests ------------------------------------------------------------------------
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: RequestId = None
+
+
+class StatusRequest(_Request):
+    cmd: Literal["status"]
+
+
+class SelectRegionRequest(_Request):
+    """``region`` is required, so a forgotten name cannot silently mean "deselect"."""
+
+    cmd: Literal["select_region"]
+    region: RegionName | None
+
+
+class ResetRequest(_Request):
+    cmd: Literal["reset"]
+
+
+class StopRequest(_Request):
+    cmd: Literal["stop"]
+
+
+class SubscribeRequest(_Request):
+    cmd: Literal["subscribe"]
+    hz: Annotated[float, Field(ge=MIN_HZ, le=MAX_HZ)] = 10.0
+    events: bool = True
+
+
+Request = Annotated[
+    StatusRequest | SelectRegionRequest | ResetRequest | StopRequest | SubscribeRequest,
+    Field(discriminator="cmd"),
+]
+_REQUEST = TypeAdapter(Request)
+COMMANDS = ("status", "select_region", "reset", "stop", "subscribe")
+
+
+# -- responses -----------------------------------------------------------------------
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ErrorInfo(_Response):
+    code: str
+    message: str
+    reason: str | None = None  # a refusal's reason code
+    region: str | None = None
+    until: str | None = None  # a refusal's "allowed from" (ISO 8601, UTC)
+
+
+class ErrorResponse(_Response):
+    ok: Literal[False] = False
+    id: RequestId = None
+    cmd: str | None = None
+    error: ErrorInfo
+
+
+class BandStatus(_Response):
+    up_to_ppm: float
+    max_seconds: float
+
+
+class RegionStatus(_Response):
+    """One treatable region: its caps and the treatment in progress."""
+
+    cap_ppm: float
+    trip_ppm: float
+    max_force_n: float
+    bands: list[BandStatus]
+    started: bool  # a dose has been counted in this daemon's life
+    dose: float  # 1.0 = the whole allowance of one treatment
+    contact_seconds: float
+    seconds_by_band: list[float]
+    #: Contact time left: at the current rate's band while this region is armed and
+    #: percussing, else at the lowest (most generous) band.
+    seconds_left: float
+    band_now: int | None = None
+
+
+class TripInfo(_Response):
+    reason: str
+    detail: str
+
+
+class Status(_Response):
+    t: float  # the daemon's monotonic clock
+    state: Literal["idle", "armed", "tripped"]
+    region: str | None
+    power_on: bool
+    rate_ppm: float
+    force_n: float
+    cap_ppm: float | None
+    max_force_n: float | None
+    trip: TripInfo | None
+    hardware_max_ppm: float
+    limit_force_n: float  # limits.max_force_n: the bar's scale when no region is armed
+    regions: dict[str, RegionStatus]
+    not_allowed: list[str] = []
+
+
+class StatusResponse(_Response):
+    ok: Literal[True] = True
+    id: RequestId = None
+    cmd: Literal["status"] = "status"
+    status: Status
+
+
+class SelectRegionResponse(_Response):
+    ok: Literal[True] = True
+    id: RequestId = None
+    cmd: Literal["select_region"] = "select_region"
+    region: str | None
+
+
+class ResetResponse(_Response):
+    ok: Literal[True] = True
+    id: RequestId = None
+    cmd: Literal["reset"] = "reset"
+    #: The trip reason that was cleared; None when no trip was latched.
+    cleared: str | None
+
+
+class StopResponse(_Response):
+    ok: Literal[True] = True
+    id: RequestId = None
+    cmd: Literal["stop"] = "stop"
+
+
+class SubscribeResponse(_Response):
+    ok: Literal[True] = True
+    id: RequestId = None
+    cmd: Literal["subscribe"] = "subscribe"
+    hz: float
+    events: bool
+    protocol: int = PROTOCOL_VERSION
+
+
+class StatusUpdate(_Response):
+    ok: Literal[True] = True
+    stream: Literal["status"] = "status"
+    seq: int
+    status: Status
+
+
+class EventUpdate(_Response):
+    ok: Literal[True] = True
+    stream: Literal["event"] = "event"
+    event: dict[str, Any]
+
+
+Response = (
+    ErrorResponse
+    | StatusResponse
+    | SelectRegionResponse
+    | ResetResponse
+    | StopResponse
+    | SubscribeResponse
+    | StatusUpdate
+    | EventUpdate
+)
+_BY_CMD: dict[str, type[_Response]] = {
+    "status": StatusResponse,
+    "select_region": SelectRegionResponse,
+    "reset": ResetResponse,
+    "stop": StopResponse,
+    "subscribe": SubscribeResponse,
+}
+_BY_STREAM: dict[str, type[_Response]] = {"status": StatusUpdate, "event": EventUpdate}
+
+
+class ProtocolError(ValueError):
+    """A line from the daemon that is not a valid response (version skew, a bug)."""
+
+
+class RequestError(ValueError):
+    """A request line that cannot be served: carries the error response to send."""
+
+    def __init__(
+        self, code: str, message: str, request_id: RequestId = None, cmd: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.cmd = cmd
+
+    def response(self) -> ErrorResponse:
+        return ErrorResponse(
+            id=self.request_id, cmd=self.cmd, error=ErrorInfo(code=self.code, message=self.message)
+        )
+
+
+# -- parsing ---------------------------------------------------------------------------
+def parse_request(line: bytes | str) -> Request:
+    """Validate one request line (newline stripped); raises :class:`RequestError`."""
+    raw = line.encode() if isinstance(line, str) else bytes(line)
+    if len(raw) > MAX_LINE_BYTES:
+        raise RequestError(LINE_TOO_LONG, f"request longer than {MAX_LINE_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise RequestError(BAD_JSON, f"not a JSON object: {exc}") from None
+    if not isinstance(data, dict):
+        raise RequestError(BAD_JSON, 'a request is a JSON object, e.g. {"cmd": "status"}')
+    request_id = data.get("id")
+    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+        request_id = None  # echo only a usable id; validation below reports a bad one
+    elif isinstance(request_id, str) and len(request_id) > 64:
+        request_id = None
+    cmd = data.get("cmd")
+    if not isinstance(cmd, str):
+        raise RequestError(BAD_REQUEST, 'missing "cmd" (a string)', request_id)
+    if cmd not in COMMANDS:
+        raise RequestError(
+            UNKNOWN_COMMAND,
+            f"unknown cmd {cmd[:40]!r}; one of {', '.join(COMMANDS)}",
+            request_id,
+        )
+    try:
+        return _REQUEST.validate_python(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'][1:]) or 'request'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise RequestError(BAD_REQUEST, f"{cmd}: {problems}", request_id, cmd) from None
+
+
+def parse_response(line: bytes | str) -> Response:
+    """Validate one line from the daemon; raises :class:`ProtocolError`."""
+    try:
+        data = json.loads(line)
+    except ValueError as exc:
+        raise ProtocolError(f"the daemon sent something that is not JSON: {exc}") from None
+    if not isinstance(data, dict) or "ok" not in data:
+        raise ProtocolError(f"the daemon sent an unexpected line: {str(line)[:200]}")
+    try:
+        if data["ok"] is False:
+            return ErrorResponse.model_validate(data)
+        table, key = (_BY_STREAM, "stream") if "stream" in data else (_BY_CMD, "cmd")
+        model = table.get(str(data.get(key)))
+        if model is None:
+            raise ProtocolError(f"the daemon sent an unknown response: {str(line)[:200]}")
+        return model.model_validate(data)  # type: ignore[return-value]
+    except ValidationError as exc:
+        raise ProtocolError(f"the daemon sent an invalid response: {exc}") from None
+
+
+def encode(response: _Response) -> bytes:
+    """One response as a line (compact JSON, newline-terminated; errors without nulls)."""
+    exclude_none = isinstance(response, ErrorResponse)
+    return response.model_dump_json(exclude_none=exclude_none).encode() + b"\n"
+
+
+def encode_request(cmd: str, **fields: Any) -> bytes:
+    return json.dumps({"cmd": cmd, **fields}, separators=(",", ":")).encode() + b"\n"
+
+
+# -- the status payload ----------------------------------------------------------------
+def build_status(supervisor: Supervisor) -> Status:
+    """The operator's view, from one consistent snapshot plus the region limits."""
+    snap = supervisor.snapshot()
+    limits = supervisor.limits  # replaced whole on reload, so one read is consistent
+    regions: dict[str, RegionStatus] = {}
+    not_allowed: list[str] = []
+    for name, lim in limits.regions.items():
+        if not lim.allowed:
+            not_allowed.append(name)
+            continue
+        summary = snap.doses.get(name)
+        dose = float(summary["dose"]) if summary else 0.0
+        by_band = [float(s) for s in summary["seconds_by_band"]] if summary else []
+        band_now = None
+        if snap.region == name and snap.rate_ppm > 0.0:
+            band_now = lim.band_index(snap.rate_ppm)
+        scale = lim.bands[band_now if band_now is not None else 0].max_seconds
+        regions[name] = RegionStatus(
+            cap_ppm=lim.cap_ppm,
+            trip_ppm=round(lim.trip_ppm, 3),
+            max_force_n=lim.max_force_n,
+            bands=[BandStatus(up_to_ppm=b.up_to_ppm, max_seconds=b.max_seconds) for b in lim.bands],
+            started=summary is not None,
+            dose=dose,
+            contact_seconds=float(summary["contact_seconds"]) if summary else 0.0,
+            seconds_by_band=by_band or [0.0] * len(lim.bands),
+            seconds_left=round(max(0.0, 1.0 - dose) * scale, 3),
+            band_now=band_now,
+        )
+    trip = None
+    if snap.trip_reason is not None:
+        trip = TripInfo(reason=snap.trip_reason, detail=snap.trip_detail or "")
+    return Status(
+        t=round(snap.t, 6),
+        state=snap.state,  # type: ignore[arg-type]
+        region=snap.region,
+        power_on=snap.power_on,
+        rate_ppm=round(snap.rate_ppm, 1),
+        force_n=round(snap.force_n, 2),
+        cap_ppm=snap.cap_ppm,
+        max_force_n=snap.max_force_n,
+        trip=trip,
+        hardware_max_ppm=limits.hardware_max_ppm,
+        limit_force_n=limits.max_force_n,
+        regions=regions,
+        not_allowed=not_allowed,
+    )
+
+
+# -- where the socket is -------------------------------------------------------------------
+def runtime_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """systemd's ``$RUNTIME_DIRECTORY`` (its first entry), else /run/gunguard."""
+    env = os.environ if environ is None else environ
+    value = env.get("RUNTIME_DIRECTORY", "")
+    first = value.split(":", 1)[0]
+    return Path(first or DEFAULT_RUNTIME_DIR)
+
+
+def socket_path(
+    cfg: GunguardConfig | None = None,
+    override: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Path:
+    """The control socket: ``override``, else ``control_socket.path`` (relative to the
+    runtime directory), else ``control.sock`` in the runtime directory."""
+    if override is not None:
+        return Path(override)
+    configured = cfg.control_socket.path if cfg is not None else None
+    if configured:
+        path = Path(configured).expanduser()
+        return path if path.is_absolute() else runtime_dir(environ) / path
+    return runtime_dir(environ) / SOCKET_NAME

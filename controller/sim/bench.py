@@ -1,0 +1,253 @@
+"""The virtual-time bench: the real supervisor on mock pins, a simulated gun, a virtual clock.
+
+``simulate``, the test suite and users' own tests (through the ``gunguard_bench``
+pytest fixture) all drive this one class. Nothing here decides power: the bench only
+moves time, plays the operator and the gun, and records the events the supervisor
+emits.
+
+>>> from gunguard.config.schema import GunguardConfig
+>>> bench = Bench(GunguardConfig())
+>>> bench.select("calf-left") is None
+True
+>>> bench.gun(ppm=2200, force_n=30)
+>>> bench.run(10.0)
+>>> bench.power_on, round(bench.supervisor.doses()["calf-left"].contact_seconds)
+(True, 10)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from gunguard.assembly.build import Assembly, assemble
+from gunguard.config.schema import GunguardConfig
+from gunguard.core import events
+from gunguard.core.admission import Refusal
+from gunguard.core.book import MemoryBook, TreatmentBook
+from gunguard.core.clock import VirtualClock
+from gunguard.core.dose import RegionDose
+from gunguard.core.events import Event, EventBus
+from gunguard.link.serial_link import LinkEndpoint
+from gunguard.sim.actions import check_faults
+from gunguard.sim.firmware import SimFirmwareEndpoint, apply_firmware_step
+from gunguard.sim.gun import simulated_rig
+
+#: How often the simulated UART carries bytes (a real one at 115200 baud: continuously).
+LINK_PUMP_S = 0.002
+
+#: 2026-11-20T08:00:00Z: the calendar start of a bench unless told otherwise.
+DEFAULT_START_WALL = 1_795_161_600.0
+
+
+class Bench:
+    """The daemon in virtual time, stepped by the caller.
+
+    It implements :class:`gunguard.sim.actions.Actions`, as the live daemon's
+    operator does, so scenarios play the same way in both.
+    """
+
+    def __init__(
+        self,
+        cfg: GunguardConfig,
+        *,
+        seed: int = 0,
+        start_wall: float = DEFAULT_START_WALL,
+        book: TreatmentBook | None = None,
+        book_factory: Callable[[VirtualClock], TreatmentBook] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.seed = seed
+        self.clock = VirtualClock(0.0, start_wall)
+        self.bus = EventBus()
+        self.events: list[Event] = []
+        self.bus.subscribe(self.events.append)
+        self._book_factory = book_factory
+        self._shared_book = book
+        self._boots = 0
+        self._stall_until = -math.inf
+        self._earlier_doses: dict[str, RegionDose] = {}  # from before restarts
+        self.firmware: SimFirmwareEndpoint | None = None
+        self.link: LinkEndpoint | None = None
+        self.reported_ppm_override: float | None = None
+        if cfg.serial is not None:
+            self.firmware = SimFirmwareEndpoint(seed=seed)
+        self._boot()
+
+    # -- life cycle -----------------------------------------------------------------
+    def _boot(self) -> None:
+        self._boots += 1
+        clock = self.clock
+        rig, self.sim = simulated_rig(
+            self.cfg.hardware, clock, seed=self.seed * 1000 + self._boots, at=clock.advance_to
+        )
+        if self._book_factory is not None:
+            self.book: TreatmentBook = self._book_factory(clock)
+        else:
+            self.book = self._shared_book or MemoryBook()
+            self._shared_book = self.book
+        self._pump_book = getattr(self.book, "pump", None)
+        serial = self.cfg.serial
+        self.link = None
+        if serial is not None:
+            self.link = LinkEndpoint(
+                heartbeat_ms=serial.heartbeat_ms, heartbeat_timeout_ms=serial.heartbeat_timeout_ms
+            )
+            if self.firmware is not None and self.firmware.link_mode != "unplugged":
+                self.link.connection_made(clock.monotonic())
+        self.assembly: Assembly = assemble(
+            self.cfg, clock, rig, book=self.book, link=self.link, bus=self.bus
+        )
+        self.rig = rig
+        self.supervisor = self.assembly.supervisor
+        self.guard = self.assembly.guard
+        self._next_pump = clock.monotonic()
+        self._tick_s = 1.0 / self.cfg.loop.rate_hz
+        self._tick_origin = clock.monotonic()
+        self._tick_index = 1
+
+    def restart(self) -> None:
+        """The daemon restarts in place: a new supervisor, pins and all, on the same store.
+
+        The person still holds the gun: its set rate, force and faults carry over.
+        """
+        old = self.sim
+        self._earlier_doses.update(self.supervisor.doses())
+        self.assembly.close()
+        close = getattr(self.book, "close", None)
+        if self._book_factory is not None and close is not None:
+            close()
+        self.emit(events.RESTART)
+        self._boot()
+        self.sim.set(ppm=old.set_ppm, force_n=old.force_n)
+        self.sim.faults = old.faults
+
+    def close(self) -> None:
+        """Power off and release the pins (idempotent)."""
+        self.assembly.close()
+
+    # -- time ---------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.clock.monotonic()
+
+    def run_until(self, t: float) -> None:
+        """Advance virtual time to ``t``, ticking the loop at its rate on the way."""
+        clock = self.clock
+        sim = self.sim
+        tick = self.supervisor.tick
+        period = self._tick_s
+        origin = self._tick_origin
+        index = self._tick_index
+        stall_until = self._stall_until
+        pump_book = self._pump_book
+        while True:
+            next_tick = origin + index * period
+            if next_tick > t:
+                break
+            index += 1
+            sim.advance(next_tick)
+            clock.advance_to(next_tick)
+            if self.link is not None and next_tick >= self._next_pump:
+                self._pump(next_tick)
+            if next_tick >= stall_until:
+                tick()
+                if pump_book is not None:
+                    pump_book()
+        self._tick_index = index
+        sim.advance(t)
+        clock.advance_to(t)
+
+    def _pump(self, now: float) -> None:
+        """Carry bytes both ways over the simulated UART, and couple gun and firmware."""
+        self._next_pump = now + LINK_PUMP_S
+        fw, link, gun = self.firmware, self.link, self.sim
+        assert fw is not None and link is not None
+        gun.firmware_motor_on = fw.motor_on
+        gun.firmware_cap_ppm = fw.cap_ppm
+        override = self.reported_ppm_override
+        fw.reported_ppm = round(gun.rate_ppm if override is None else override)
+        fw.feed(link.outgoing(now), now)
+        link.feed(fw.outgoing(now), now)
+
+    def firmware_step(self, link: Any, firmware: Any) -> None:
+        """Scenario ``link:`` / ``firmware:`` steps (needs a ``serial:`` config section)."""
+        fw, pi = self.firmware, self.link
+        if fw is None or pi is None:
+            raise ValueError("link/firmware steps need a serial: section in the config")
+        now = self.now
+        if link is not None:
+            was_unplugged = fw.link_mode == "unplugged"
+            fw.link_mode = link.state
+            if link.state == "unplugged" and not was_unplugged:
+                pi.connection_lost(now)
+            elif was_unplugged and link.state != "unplugged":
+                pi.connection_made(now)
+        if firmware is not None:
+            apply_firmware_step(fw, firmware, self._set_reported_ppm)
+
+    def _set_reported_ppm(self, ppm: float | None) -> None:
+        self.reported_ppm_override = ppm
+
+    def run(self, seconds: float) -> None:
+        self.run_until(self.now + seconds)
+
+    def stall_loop(self, milliseconds: float) -> None:
+        """The loop stops ticking for a while (a frozen process); the gun carries on."""
+        self._stall_until = self.now + milliseconds / 1000.0
+
+    def step_wall(self, seconds: float) -> None:
+        """The calendar clock steps (NTP sync, a boot without saved time)."""
+        self.clock.step_wall(seconds)
+        self.emit(events.WALL_CLOCK, step_s=seconds, wall=self.clock.wall())
+
+    # -- the operator ---------------------------------------------------------------------
+    def select(self, region: str | None) -> Refusal | None:
+        return self.supervisor.select_region(region)
+
+    def reset(self) -> list[str]:
+        return self.supervisor.reset()
+
+    # -- the gun ------------------------------------------------------------------------
+    def gun(self, ppm: float | None = None, force_n: float | None = None) -> None:
+        self.sim.set(ppm=ppm, force_n=force_n)
+
+    def fault(
+        self,
+        *,
+        force: str | None = None,
+        tach: str | None = None,
+        power_switch: str | None = None,
+        loop_stall_ms: float | None = None,
+    ) -> None:
+        check_faults(force=force, tach=tach, power_switch=power_switch)
+        self.sim.inject(force=force, tach=tach, power_switch=power_switch, now=self.now)
+        if loop_stall_ms is not None:
+            self.stall_loop(loop_stall_ms)
+
+    # -- what happened ----------------------------------------------------------------------
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.bus.emit(Event(self.now, kind, fields))
+
+    @property
+    def power_on(self) -> bool:
+        return self.supervisor.power_on
+
+    def trips(self) -> list[str]:
+        return [e.fields["reason"] for e in self.events if e.kind == events.TRIP]
+
+    def first(self, kind: str, **match: Any) -> Event | None:
+        """The first event of ``kind`` whose fields include ``match``."""
+        for event in self.events:
+            if event.kind == kind and all(event.fields.get(k) == v for k, v in match.items()):
+                return event
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        """Per region, its latest treatment state (across restarts), and every trip."""
+        doses = {**self._earlier_doses, **self.supervisor.doses()}
+        return {
+            "regions": {name: d.summary() for name, d in doses.items()},
+            "trips": self.trips(),
+        }

@@ -1,0 +1,171 @@
+"""The simulated gun in real time, for ``gunguard run --sim-gun SCENARIO`` and ``make demo``.
+
+:class:`SimGunDriver` moves the simulated gun through real time on its own thread, so
+its tach edges reach the daemon through gpiozero's callbacks like a real sensor's.
+:class:`LiveActions` plays a scenario's steps against the running daemon (the same
+:class:`~gunguard.sim.actions.Actions` as the bench), and :func:`play_live` runs a
+scenario on a thread in real time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from gunguard.core.clock import Clock
+from gunguard.core.events import Event, EventBus
+from gunguard.core.loop import RealtimeLoop
+from gunguard.core.plugins import Reset, Select
+from gunguard.core.supervisor import Supervisor
+from gunguard.operator import eventfmt
+from gunguard.sim.actions import NotInRealTime, check_faults
+from gunguard.sim.firmware import PtyFirmware, apply_firmware_step
+from gunguard.sim.gun import SimulatedGun
+from gunguard.sim.scenario import Scenario, apply_step
+
+log = logging.getLogger(__name__)
+
+SIM_GUN_PERIOD_S = 0.0005
+
+
+class SimGunDriver(threading.Thread):
+    """Moves the simulated gun through real time (its edges reach gpiozero callbacks).
+
+    With a simulated firmware on a pty, it also couples the two the way the real gun
+    is coupled: the motor runs only when the firmware drives it, within its cap, and
+    the firmware reports the motor's true rate unless a scenario makes it lie.
+    """
+
+    def __init__(
+        self,
+        gun: SimulatedGun,
+        clock: Clock,
+        stop: threading.Event,
+        firmware: PtyFirmware | None = None,
+    ) -> None:
+        super().__init__(name="gunguard-sim-gun", daemon=True)
+        self.gun = gun
+        self._clock = clock
+        self._stopping = stop
+        self.firmware = firmware
+        self.reported_ppm_override: float | None = None
+
+    def set_reported_ppm(self, ppm: float | None) -> None:
+        """The firmware reports ``ppm`` instead of the truth (None: the truth again)."""
+        self.reported_ppm_override = ppm
+
+    def run(self) -> None:
+        gun, firmware = self.gun, self.firmware
+        while not self._stopping.is_set():
+            if firmware is not None:
+                with firmware.lock:
+                    sim = firmware.sim
+                    gun.firmware_motor_on = sim.motor_on
+                    gun.firmware_cap_ppm = sim.cap_ppm
+                    override = self.reported_ppm_override
+                    sim.reported_ppm = round(gun.rate_ppm if override is None else override)
+            gun.advance(self._clock.monotonic())
+            time.sleep(SIM_GUN_PERIOD_S)
+
+
+class LiveDaemon(Protocol):
+    """What :class:`LiveActions` needs of the running daemon."""
+
+    supervisor: Supervisor
+    loop: RealtimeLoop
+    stop_event: threading.Event
+
+    def request_stop(self) -> None: ...
+
+
+class LiveActions:
+    """Plays a scenario's steps against the live daemon (the real-time demo).
+
+    The operator's steps go to the supervisor as intents, like the buttons' and the
+    socket's would (applied at its next tick).
+    """
+
+    def __init__(self, daemon: LiveDaemon, driver: SimGunDriver) -> None:
+        self._daemon = daemon
+        self._driver = driver
+
+    def select(self, region: str | None) -> None:
+        self._daemon.supervisor.post_intent(Select(region, "scenario"))
+
+    def reset(self) -> None:
+        self._daemon.supervisor.post_intent(Reset("scenario"))
+
+    def gun(self, ppm: float | None = None, force_n: float | None = None) -> None:
+        self._driver.gun.set(ppm=ppm, force_n=force_n)
+
+    def fault(
+        self,
+        *,
+        force: str | None = None,
+        tach: str | None = None,
+        power_switch: str | None = None,
+        loop_stall_ms: float | None = None,
+    ) -> None:
+        check_faults(force=force, tach=tach, power_switch=power_switch)
+        self._driver.gun.inject(
+            force=force, tach=tach, power_switch=power_switch, now=time.monotonic()
+        )
+        if loop_stall_ms is not None:
+            self._daemon.loop.stall(loop_stall_ms)
+
+    def restart(self) -> None:
+        raise NotInRealTime("restart steps only run in `gunguard simulate` (virtual time)")
+
+    def step_wall(self, seconds: float) -> None:
+        raise NotInRealTime("wall_clock steps only run in `gunguard simulate` (virtual time)")
+
+    def firmware_step(self, link: Any, firmware: Any) -> None:
+        pty = self._driver.firmware
+        if pty is None:
+            raise ValueError("link/firmware steps need the simulated firmware (serial: section)")
+        if link is not None and link.state == "unplugged":
+            pty.unplug()
+        with pty.lock:
+            sim = pty.sim
+            if link is not None and link.state != "unplugged":
+                sim.link_mode = link.state
+            if firmware is not None:
+                apply_firmware_step(sim, firmware, self._driver.set_reported_ppm)
+
+
+def play_live(
+    daemon: LiveDaemon, driver: SimGunDriver, scenario: Scenario, *, then_stop: bool = True
+) -> threading.Thread:
+    """A thread that plays ``scenario``'s steps in real time against ``daemon``."""
+    actions = LiveActions(daemon, driver)
+
+    def player() -> None:
+        start = time.monotonic()
+        try:
+            for step in sorted(scenario.steps, key=lambda s: s.at):
+                if daemon.stop_event.wait(max(0.0, start + step.at - time.monotonic())):
+                    return
+                apply_step(actions, step)
+            daemon.stop_event.wait(max(0.0, start + scenario.duration - time.monotonic()))
+        except Exception:
+            log.exception("scenario step failed")
+        if then_stop:
+            daemon.request_stop()
+
+    return threading.Thread(target=player, name="gunguard-scenario", daemon=True)
+
+
+def print_events_live(bus: EventBus, *, as_json: bool, since: float) -> Callable[[], None]:
+    """Print each event as it happens, timed from ``since`` (the daemon's start).
+
+    A listener: it runs on the event dispatcher, so a slow pipe never stalls the loop.
+    """
+    fmt = eventfmt.json_line if as_json else eventfmt.human
+
+    def show(event: Event) -> None:
+        print(fmt(Event(event.t - since, event.kind, event.fields)), flush=True)
+
+    return bus.subscribe(show)

@@ -1,0 +1,240 @@
+"""Scenarios for ``gunguard simulate``: the file format, the player and the expectations.
+
+A scenario is YAML (see docs/scenarios.md): a config, a duration, a seed, timed
+steps for the operator, the gun and injected faults, and optional expectations.
+Validation is as strict as for configs: unknown keys, unknown reason codes (a typo in
+``no_trip:`` would otherwise always pass) and steps past the end are errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gunguard.config.loader import ConfigError, LocatedProblem, YamlLines, parse_yaml
+from gunguard.core import events
+from gunguard.core.reasons import REFUSAL_REASONS, TRIP_REASONS, WARNING_REASONS
+from gunguard.link.protocol import Attachment
+from gunguard.sim.actions import Actions
+from gunguard.sim.bench import Bench
+
+ATTACHMENT_LABELS = tuple(a.label for a in Attachment)
+
+_WALL_STEP = re.compile(r"^([+-])(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GunStep(_Strict):
+    ppm: Annotated[float, Field(ge=0.0, le=10000.0)] | None = None
+    force_n: Annotated[float, Field(ge=0.0, le=2000.0)] | None = None
+
+
+class FaultStep(_Strict):
+    force: Literal["open", "short", "frozen", "none"] | None = None
+    tach: Literal["noise", "disconnected", "none"] | None = None
+    power_switch: Literal["stuck_on", "none"] | None = None
+    loop_stall_ms: Annotated[float, Field(gt=0.0, le=60000.0)] | None = None
+
+
+class LinkStep(_Strict):
+    state: Literal["ok", "silent", "garbage", "unplugged"]
+
+
+class FirmwareStep(_Strict):
+    reported_ppm: Annotated[float, Field(ge=0.0, le=10000.0)] | None = None
+    attachment: str | None = None
+    motor: Literal["on", "off"] | None = None
+    button: Literal["next", "previous", "reset"] | None = None
+
+    @field_validator("motor", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        """YAML 1.1 reads a bare ``on``/``off`` as a boolean: accept both spellings."""
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
+
+    @field_validator("attachment")
+    @classmethod
+    def _known_attachment(cls, value: str | None) -> str | None:
+        if value is not None and value not in ATTACHMENT_LABELS:
+            raise ValueError(f"unknown attachment; one of {', '.join(ATTACHMENT_LABELS)}")
+        return value
+
+
+def parse_wall_step(text: str) -> float:
+    """``"+49h"`` -> 176400.0 seconds; ``"-2h"`` -> -7200.0."""
+    match = _WALL_STEP.match(text.strip())
+    if not match:
+        raise ValueError("a wall-clock step looks like +49h, -2h, +30m, +90s or +2d")
+    sign = -1.0 if match.group(1) == "-" else 1.0
+    return sign * float(match.group(2)) * _UNIT_S[match.group(3)]
+
+
+class Step(_Strict):
+    at: Annotated[float, Field(ge=0.0)]
+    region: str | None = None
+    gun: GunStep | None = None
+    fault: FaultStep | None = None
+    reset: bool | None = None
+    restart: bool | None = None
+    wall_clock: str | None = None
+    link: LinkStep | None = None
+    firmware: FirmwareStep | None = None
+
+    @field_validator("wall_clock")
+    @classmethod
+    def _wall(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_wall_step(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Step:
+        if not (self.model_fields_set - {"at"}):
+            raise ValueError("a step needs an action: region, gun, fault, reset, restart, ...")
+        return self
+
+
+class Expectation(_Strict):
+    trip: str | None = None
+    no_trip: str | None = None
+    refused: str | None = None
+    warning: str | None = None
+    region: str | None = None
+    between: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> Expectation:
+        kinds = [k for k in ("trip", "no_trip", "refused", "warning") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("an expectation is exactly one of trip, no_trip, refused, warning")
+        kind = kinds[0]
+        code = getattr(self, kind)
+        known = {
+            "trip": TRIP_REASONS,
+            "no_trip": TRIP_REASONS | {"any"},
+            "refused": REFUSAL_REASONS,
+            "warning": WARNING_REASONS,
+        }[kind]
+        if code not in known:
+            raise ValueError(f"{kind}: {code!r} is not a reason code ({', '.join(sorted(known))})")
+        if self.between is not None and self.between[0] > self.between[1]:
+            raise ValueError("between: the first time must not be after the second")
+        return self
+
+    def describe(self) -> str:
+        kind = next(k for k in ("trip", "no_trip", "refused", "warning") if getattr(self, k))
+        text = f"{kind}: {getattr(self, kind)}"
+        if self.region:
+            text += f" (region {self.region})"
+        if self.between:
+            text += f" between {self.between[0]:g} and {self.between[1]:g} s"
+        return text
+
+    def check(self, happened: list[events.Event]) -> bool:
+        if self.no_trip is not None:
+            return not any(
+                e.kind == events.TRIP and self.no_trip in ("any", e.fields["reason"])
+                for e in happened
+            )
+        kind, code = {
+            "trip": (events.TRIP, self.trip),
+            "refused": (events.REFUSED, self.refused),
+            "warning": (events.WARNING, self.warning),
+        }[next(k for k in ("trip", "refused", "warning") if getattr(self, k))]
+        for e in happened:
+            if e.kind != kind or e.fields.get("reason") != code:
+                continue
+            if self.region is not None and e.fields.get("region") != self.region:
+                continue
+            if self.between is not None and not self.between[0] <= e.t <= self.between[1]:
+                continue
+            return True
+        return False
+
+
+class Scenario(_Strict):
+    config: str | None = None
+    duration: Annotated[float, Field(gt=0.0, le=30 * 86400.0)]
+    seed: int = 0
+    start_wall_clock: dt.datetime | None = None
+    steps: tuple[Step, ...] = ()
+    expect: tuple[Expectation, ...] = ()
+
+    @model_validator(mode="after")
+    def _steps_in_time(self) -> Scenario:
+        for i, step in enumerate(self.steps):
+            if step.at > self.duration:
+                raise ValueError(f"steps[{i}] at {step.at:g} s is after duration {self.duration:g}")
+        return self
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            [LocatedProblem(str(path), None, (), None, f"cannot read: {exc}")]
+        ) from None
+    data, lines = parse_yaml(text, str(path))
+    return validate_scenario(data, str(path), lines)
+
+
+def validate_scenario(data: Any, source: str, lines: YamlLines | None = None) -> Scenario:
+    lines = lines or YamlLines()
+    try:
+        return Scenario.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            path = tuple(err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown key"
+            problems.append(
+                LocatedProblem(source, lines.line_of(path), path, err.get("input"), message)
+            )
+        raise ConfigError(problems) from None
+
+
+def apply_step(bench: Actions, step: Step) -> None:
+    """Play one step, in a fixed order: restart, clock, faults, gun, link, reset, region."""
+    fields = step.model_fields_set
+    if step.restart:
+        bench.restart()
+    if step.wall_clock is not None:
+        bench.step_wall(parse_wall_step(step.wall_clock))
+    if step.fault is not None:
+        f = step.fault
+        bench.fault(
+            force=f.force, tach=f.tach, power_switch=f.power_switch, loop_stall_ms=f.loop_stall_ms
+        )
+    if step.gun is not None:
+        bench.gun(ppm=step.gun.ppm, force_n=step.gun.force_n)
+    if step.link is not None or step.firmware is not None:
+        bench.firmware_step(step.link, step.firmware)
+    if step.reset:
+        bench.reset()
+    if "region" in fields:
+        bench.select(step.region)
+
+
+def play(bench: Bench, scenario: Scenario) -> None:
+    """Run the scenario to its end in virtual time."""
+    for step in sorted(scenario.steps, key=lambda s: s.at):
+        bench.run_until(step.at)
+        apply_step(bench, step)
+    bench.run_until(scenario.duration)
+
+
+def failed_expectations(scenario: Scenario, happened: list[events.Event]) -> list[Expectation]:
+    return [e for e in scenario.expect if not e.check(happened)]

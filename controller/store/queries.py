@@ -1,0 +1,230 @@
+"""Read-only queries over the treatment store, returning typed records.
+
+The schema (:mod:`gunguard.store.schema`) is private to the store modules: the
+commands that show the history (:mod:`gunguard.operator.history`, :mod:`gunguard.operator.report`)
+and the ledger's own loading at start ask here, so a schema change touches one place.
+Lists come in storage order (by id) unless a method says otherwise.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gunguard.store.schema import StorageFault, check_store, connect, describe_error
+
+#: How long a reader waits for a lock held by the writer before it is a fault.
+READ_TIMEOUT_S = 2.0
+
+#: The newest wall time anything in the store was stamped with.
+_NEWEST = (
+    "SELECT MAX(x) FROM ("
+    " SELECT MAX(newest_wall) AS x FROM sessions UNION ALL"
+    " SELECT MAX(opened_wall) FROM sessions UNION ALL"
+    " SELECT MAX(end_wall) FROM treatments UNION ALL"
+    " SELECT MAX(wall) FROM trips UNION ALL"
+    " SELECT MAX(cleared_wall) FROM trips UNION ALL"
+    " SELECT MAX(wall) FROM actions)"
+)
+_SESSION = (
+    "SELECT id, opened_wall, newest_wall, closed_wall, config_hash, gap_s, rest_s FROM sessions"
+)
+#: Treatments with their bands in one statement, so one snapshot even while the daemon writes.
+_TREATMENT = (
+    "SELECT t.id, t.region, t.start_wall, t.end_wall, t.dose, t.start_session, t.end_session,"
+    " b.band, b.up_to_ppm, b.seconds"
+    " FROM treatments t LEFT JOIN treatment_bands b ON b.treatment_id = t.id"
+)
+_TRIP = "SELECT id, wall, reason, detail, region, config_hash, cleared_wall FROM trips"
+_TELEMETRY = "SELECT wall, rate_ppm, force_n, power, region, dose FROM telemetry"
+#: Rows between two times while ``region``, or no region, was armed.
+_WINDOW = "wall BETWEEN :start AND :end AND (region = :region OR region IS NULL)"
+
+
+@dataclass(frozen=True, slots=True)
+class BandSeconds:
+    """Contact in one rate band of a treatment."""
+
+    band: int
+    up_to_ppm: float | None  # the band's upper rate when counted; None if unknown
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Treatment:
+    """A stored treatment; ``bands`` in band order, as stored."""
+
+    id: int
+    region: str
+    start_wall: float  # first counted contact
+    end_wall: float  # last counted contact
+    dose: float | None  # None: the counting config did not know the region
+    start_session: int
+    end_session: int  # the session that last extended it
+    bands: tuple[BandSeconds, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    id: int
+    wall: float
+    reason: str
+    detail: str
+    region: str | None  # the region armed when it tripped
+    config_hash: str
+    cleared_wall: float | None  # None: still latched
+
+    @property
+    def latched(self) -> bool:
+        return self.cleared_wall is None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One daemon start, with the rules it ran with."""
+
+    id: int
+    opened_wall: float
+    newest_wall: float | None
+    closed_wall: float | None  # None: killed, or lost power
+    config_hash: str
+    gap_s: float
+    rest_s: float
+
+
+@dataclass(slots=True)
+class Telemetry:
+    """Telemetry samples as columns (the shape a plot wants), in time order."""
+
+    wall: list[float] = field(default_factory=list)
+    rate_ppm: list[float] = field(default_factory=list)
+    force_n: list[float] = field(default_factory=list)
+    power: list[bool] = field(default_factory=list)
+    region: list[str | None] = field(default_factory=list)
+    dose: list[float | None] = field(default_factory=list)
+
+
+class StoreReader:
+    """Typed queries on an open store connection; never writes.
+
+    SQLite errors propagate as :class:`sqlite3.Error`; :func:`open_reader` turns them
+    into :class:`StorageFault`.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def schema_version(self) -> int:
+        """0: an empty store with no tables yet (nothing else here may be asked of it)."""
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def newest_record(self) -> float | None:
+        """The newest wall time stored: the true time is at least this."""
+        newest = self._conn.execute(_NEWEST).fetchone()[0]
+        return None if newest is None else float(newest)
+
+    # -- sessions ---------------------------------------------------------------------------
+    def session(self, sid: int) -> Session | None:
+        row = self._conn.execute(_SESSION + " WHERE id = ?", (sid,)).fetchone()
+        return None if row is None else Session(*row)
+
+    def latest_session(self) -> Session | None:
+        row = self._conn.execute(_SESSION + " ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else Session(*row)
+
+    # -- treatments -------------------------------------------------------------------------
+    def treatments(self) -> list[Treatment]:
+        return self._treatments(_TREATMENT + " ORDER BY t.id, b.band", {})
+
+    def treatment(self, tid: int) -> Treatment | None:
+        found = self._treatments(_TREATMENT + " WHERE t.id = :id ORDER BY b.band", {"id": tid})
+        return found[0] if found else None
+
+    def last_treatment(self) -> Treatment | None:
+        """The newest treatment of any region."""
+        sql = _TREATMENT + " WHERE t.id = (SELECT MAX(id) FROM treatments) ORDER BY b.band"
+        found = self._treatments(sql, {})
+        return found[0] if found else None
+
+    def latest_treatments(self) -> list[Treatment]:
+        """Each region's newest treatment: the ones a new selection may continue."""
+        newest = "SELECT MAX(id) FROM treatments GROUP BY region"
+        return self._treatments(f"{_TREATMENT} WHERE t.id IN ({newest}) ORDER BY t.id, b.band", {})
+
+    def session_treatments(self, sid: int) -> list[Treatment]:
+        """The treatments a session started or extended."""
+        scope = "t.start_session = :sid OR t.end_session = :sid"
+        return self._treatments(f"{_TREATMENT} WHERE {scope} ORDER BY t.id, b.band", {"sid": sid})
+
+    def _treatments(self, sql: str, params: Mapping[str, Any]) -> list[Treatment]:
+        """Rows of :data:`_TREATMENT` (one per band, in band order) grouped by treatment."""
+        found: dict[int, tuple[tuple[Any, ...], list[BandSeconds]]] = {}
+        for *treatment, band, up_to, seconds in self._conn.execute(sql, params):
+            _, bands = found.setdefault(treatment[0], (tuple(treatment), []))
+            if band is not None:  # (a treatment without bands: one row of NULLs)
+                bands.append(BandSeconds(band, up_to, float(seconds)))
+        return [Treatment(*row, bands=tuple(bands)) for row, bands in found.values()]
+
+    # -- trips ----------------------------------------------------------------------------------
+    def trips(self) -> list[Trip]:
+        return [Trip(*row) for row in self._conn.execute(_TRIP + " ORDER BY id")]
+
+    def latched_trip(self) -> Trip | None:
+        """The oldest trip no reset has cleared: a restart latches it again."""
+        row = self._conn.execute(
+            _TRIP + " WHERE cleared_wall IS NULL ORDER BY id LIMIT 1"
+        ).fetchone()
+        return None if row is None else Trip(*row)
+
+    def session_trips(self, sid: int) -> list[Trip]:
+        """A session's trips, in time order."""
+        return self._trips("session = :sid", {"sid": sid})
+
+    def window_trips(self, region: str, start: float, end: float) -> list[Trip]:
+        """Trips from ``start`` to ``end`` while ``region`` or nothing was armed, in time order."""
+        return self._trips(_WINDOW, {"region": region, "start": start, "end": end})
+
+    def _trips(self, where: str, params: Mapping[str, Any]) -> list[Trip]:
+        sql = f"{_TRIP} WHERE {where} ORDER BY wall, id"
+        return [Trip(*row) for row in self._conn.execute(sql, params)]
+
+    # -- telemetry ------------------------------------------------------------------------------
+    def session_telemetry(self, sid: int) -> Telemetry:
+        return self._telemetry("session = :sid", {"sid": sid})
+
+    def window_telemetry(self, region: str, start: float, end: float) -> Telemetry:
+        """Samples from ``start`` to ``end`` while ``region`` or nothing was armed."""
+        return self._telemetry(_WINDOW, {"region": region, "start": start, "end": end})
+
+    def _telemetry(self, where: str, params: Mapping[str, Any]) -> Telemetry:
+        out = Telemetry()
+        for wall, rate, force, power, region, dose in self._conn.execute(
+            f"{_TELEMETRY} WHERE {where} ORDER BY wall, rowid", params
+        ):
+            out.wall.append(wall)
+            out.rate_ppm.append(rate)
+            out.force_n.append(force)
+            out.power.append(bool(power))
+            out.region.append(region)
+            out.dose.append(dose)
+        return out
+
+
+@contextmanager
+def open_reader(path: Path) -> Iterator[StoreReader]:
+    """The store at ``path``, read-only and checked (``quick_check``).
+
+    Never creates, migrates or repairs it, and works while the daemon writes. Any
+    SQLite error, here or in the queries made inside the ``with``, is a
+    :class:`StorageFault`.
+    """
+    try:
+        with closing(connect(path, mode="ro", timeout=READ_TIMEOUT_S)) as conn:
+            check_store(conn, path, full=False)
+            yield StoreReader(conn)
+    except sqlite3.Error as exc:
+        raise StorageFault(path, describe_error(exc)) from exc

@@ -1,0 +1,171 @@
+"""The control protocol: request validation, error codes, the status payload, the socket path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gunguard.config.schema import GunguardConfig
+from gunguard.operator import protocol as cp
+
+
+def error_of(line: bytes | str) -> cp.RequestError:
+    with pytest.raises(cp.RequestError) as info:
+        cp.parse_request(line)
+    return info.value
+
+
+# -- requests -------------------------------------------------------------------------------
+def test_every_command_parses_with_its_fields_and_echoes_the_id():
+    assert cp.parse_request('{"cmd": "status"}') == cp.StatusRequest(cmd="status")
+    assert cp.parse_request('{"cmd": "status", "id": 7}').id == 7
+    assert cp.parse_request('{"cmd": "reset", "id": "a1"}').id == "a1"
+    select = cp.parse_request(b'{"cmd": "select_region", "region": "calf-left"}')
+    assert select == cp.SelectRegionRequest(cmd="select_region", region="calf-left")
+    deselect = cp.parse_request('{"cmd": "select_region", "region": null}')
+    assert isinstance(deselect, cp.SelectRegionRequest) and deselect.region is None
+    assert isinstance(cp.parse_request('{"cmd": "stop"}'), cp.StopRequest)
+    sub = cp.parse_request('{"cmd": "subscribe", "hz": 50, "events": false}')
+    assert sub == cp.SubscribeRequest(cmd="subscribe", hz=50.0, events=False)
+    assert cp.parse_request('{"cmd": "subscribe"}') == cp.SubscribeRequest(
+        cmd="subscribe", hz=10.0, events=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        (b"garbage", cp.BAD_JSON),
+        (b"", cp.BAD_JSON),
+        (b"\xff\xfe\x00{", cp.BAD_JSON),
+        (b"[1, 2]", cp.BAD_JSON),
+        (b'"status"', cp.BAD_JSON),
+        (b"[" * 3000 + b"]" * 3000, cp.LINE_TOO_LONG),
+        (b"[" * 2000 + b"]" * 2000, cp.BAD_JSON),  # nesting deeper than the parser allows
+        (b"{}", cp.BAD_REQUEST),
+        (b'{"cmd": 5}', cp.BAD_REQUEST),
+        (b'{"cmd": "launch"}', cp.UNKNOWN_COMMAND),
+        (b'{"cmd": "STATUS"}', cp.UNKNOWN_COMMAND),
+        (b'{"cmd": "status", "extra": 1}', cp.BAD_REQUEST),
+        (b'{"cmd": "select_region"}', cp.BAD_REQUEST),  # a forgotten name is not "deselect"
+        (b'{"cmd": "select_region", "region": ""}', cp.BAD_REQUEST),
+        (b'{"cmd": "select_region", "region": 3}', cp.BAD_REQUEST),
+        (b'{"cmd": "select_region", "region": "' + b"x" * 65 + b'"}', cp.BAD_REQUEST),
+        (b'{"cmd": "subscribe", "hz": 0.5}', cp.BAD_REQUEST),
+        (b'{"cmd": "subscribe", "hz": 51}', cp.BAD_REQUEST),
+        (b'{"cmd": "subscribe", "hz": "fast"}', cp.BAD_REQUEST),
+        (b'{"cmd": "status", "id": [1]}', cp.BAD_REQUEST),
+    ],
+)
+def test_malformed_requests_get_an_error_code_never_an_exception(line, code):
+    assert error_of(line).code == code
+
+
+def test_error_response_shape_and_id_echo():
+    err = error_of(b'{"cmd": "launch", "id": 42}')
+    data = json.loads(cp.encode(err.response()))
+    assert data == {
+        "ok": False,
+        "id": 42,
+        "error": {
+            "code": "unknown_command",
+            "message": "unknown cmd 'launch'; one of status, select_region, reset, stop, subscribe",
+        },
+    }
+    bad = error_of(b'{"cmd": "subscribe", "hz": 99, "id": "x"}')
+    data = json.loads(cp.encode(bad.response()))
+    assert data["id"] == "x" and data["cmd"] == "subscribe"
+    assert data["error"]["code"] == "bad_request"
+    assert "hz" in data["error"]["message"]
+
+
+def test_line_limit_is_exact():
+    request = b'{"cmd": "status"}'
+    at_limit = request + b" " * (cp.MAX_LINE_BYTES - len(request))
+    assert len(at_limit) == cp.MAX_LINE_BYTES
+    assert isinstance(cp.parse_request(at_limit), cp.StatusRequest)
+    assert error_of(at_limit + b" ").code == cp.LINE_TOO_LONG
+
+
+# -- responses ------------------------------------------------------------------------------
+def test_responses_round_trip_through_the_client_parser(gunguard_bench):
+    bench = gunguard_bench()
+    status = cp.build_status(bench.supervisor)
+    for response in (
+        cp.StatusResponse(id=1, status=status),
+        cp.SelectRegionResponse(region="calf-left"),
+        cp.ResetResponse(cleared="overspeed"),
+        cp.StopResponse(),
+        cp.SubscribeResponse(hz=5.0, events=True),
+        cp.StatusUpdate(seq=3, status=status),
+        cp.EventUpdate(event={"t": 1.0, "event": "power", "on": True}),
+        cp.ErrorResponse(error=cp.ErrorInfo(code="refused", message="no", reason="wound")),
+    ):
+        assert cp.parse_response(cp.encode(response)) == response
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"nope", b"[]", b'{"cmd": "status"}', b'{"ok": true, "cmd": "fly"}', b'{"ok": true}'],
+)
+def test_a_line_that_is_not_the_protocol_is_a_protocol_error(line):
+    with pytest.raises(cp.ProtocolError):
+        cp.parse_response(line)
+
+
+# -- the status payload ---------------------------------------------------------------------
+def test_status_idle_lists_treatable_regions_with_full_allowance(gunguard_bench):
+    bench = gunguard_bench("achilles-tendinopathy")
+    status = cp.build_status(bench.supervisor)
+    assert status.state == "idle" and status.region is None and not status.power_on
+    assert status.cap_ppm is None and status.max_force_n is None and status.trip is None
+    assert list(status.regions) == ["calf-left", "calf-right"]
+    assert status.not_allowed == ["achilles-left", "achilles-right", "heel-left", "heel-right"]
+    calf = status.regions["calf-left"]
+    assert (calf.cap_ppm, calf.trip_ppm, calf.max_force_n) == (2400.0, 2448.0, 90.0)
+    assert calf.bands == [cp.BandStatus(up_to_ppm=2400.0, max_seconds=300.0)]
+    assert (calf.started, calf.dose, calf.seconds_left, calf.band_now) == (False, 0.0, 300.0, None)
+    assert status.hardware_max_ppm == 3200.0 and status.limit_force_n == 90.0
+
+
+def test_status_armed_counts_dose_and_time_left_at_the_current_band(gunguard_bench):
+    bench = gunguard_bench()  # defaults: <= 2400 ppm 5 min, <= 3200 ppm 2 min
+    assert bench.select("calf-left") is None
+    bench.gun(ppm=2800, force_n=30)
+    bench.run(12.0)
+    status = cp.build_status(bench.supervisor)
+    assert status.state == "armed" and status.region == "calf-left" and status.power_on
+    assert status.cap_ppm == 3200.0 and status.max_force_n == 90.0
+    assert 2700 < status.rate_ppm < 2900 and 29 < status.force_n < 31
+    calf = status.regions["calf-left"]
+    dose = bench.supervisor.doses()["calf-left"]
+    assert calf.started and calf.band_now == 1
+    assert calf.dose == round(dose.dose, 4)
+    assert calf.seconds_by_band == [round(s, 3) for s in dose.seconds]
+    assert calf.seconds_left == pytest.approx((1 - calf.dose) * 120.0, abs=0.01)
+    assert status.regions["calf-right"].band_now is None
+
+
+def test_status_tripped_carries_reason_and_detail(gunguard_bench):
+    bench = gunguard_bench()
+    bench.select("calf-left")
+    bench.supervisor.trip("overforce", "95.0 N > calf-left max 90 N for 100 ms")
+    status = cp.build_status(bench.supervisor)
+    assert status.state == "tripped" and not status.power_on
+    assert status.trip == cp.TripInfo(
+        reason="overforce", detail="95.0 N > calf-left max 90 N for 100 ms"
+    )
+
+
+# -- where the socket is --------------------------------------------------------------------
+def test_socket_path_precedence():
+    env = {"RUNTIME_DIRECTORY": "/run/gunguard-x:/run/other"}
+    assert cp.socket_path(None, environ={}) == Path("/run/gunguard/control.sock")
+    assert cp.socket_path(None, environ=env) == Path("/run/gunguard-x/control.sock")
+    relative = GunguardConfig(control_socket={"path": "ctl.sock"})
+    assert cp.socket_path(relative, environ=env) == Path("/run/gunguard-x/ctl.sock")
+    absolute = GunguardConfig(control_socket={"path": "/tmp/g.sock"})
+    assert cp.socket_path(absolute, environ=env) == Path("/tmp/g.sock")
+    assert cp.socket_path(absolute, override="/x/y.sock") == Path("/x/y.sock")

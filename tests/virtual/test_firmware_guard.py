@@ -1,0 +1,190 @@
+"""The supervisor with the gun's firmware on the link, in virtual time (issue 4's trips)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gunguard.config import loader as configfile
+from gunguard.link.protocol import StopReason
+from gunguard.sim.bench import Bench
+from gunguard.sim.scenario import FirmwareStep, LinkStep
+
+SERIAL_CONFIG = """
+limits:
+  bands: [{up_to_ppm: 2400, max_minutes: 5.0, min_minutes: 2.0}]
+regions:
+  calf-left: {max_ppm: 2400, attachment: medium-ball}
+  calf-right: {max_ppm: 2400}
+  quadriceps-left: {allowed: false}
+serial: {required: %s, heartbeat_ms: 100, heartbeat_timeout_ms: 500,
+         mismatch_tolerance: 0.10, mismatch_s: 1.0, spin_up_grace_s: 1.0}
+"""
+
+
+def make_bench(required: bool = True) -> Bench:
+    data, lines = configfile.parse_yaml(SERIAL_CONFIG % str(required).lower(), "serial.yaml")
+    return Bench(configfile.validate(data, "serial.yaml", lines), seed=3)
+
+
+def firmware(bench: Bench, **fields) -> None:
+    bench.firmware_step(None, FirmwareStep(**fields))
+
+
+def link(bench: Bench, state: str) -> None:
+    bench.firmware_step(LinkStep(state=state), None)
+
+
+def arm_and_run(bench: Bench, region: str = "calf-left") -> None:
+    """Handshake, medium ball fitted, region armed, gun switched on and percussing."""
+    bench.run(0.5)
+    firmware(bench, attachment="medium-ball")
+    bench.run(0.3)
+    assert bench.select(region) is None
+    bench.gun(ppm=2200, force_n=30)
+    bench.run(0.2)
+    firmware(bench, motor="on")
+    bench.run(2.0)
+    assert bench.power_on and bench.supervisor.rate_ppm > 2000
+
+
+def test_link_comes_up_and_arming_sends_cap_then_release():
+    bench = make_bench()
+    bench.run(0.5)
+    assert bench.first("link", state="ok") is not None
+    fw = bench.firmware
+    assert fw.stop_latched and fw.cap_ppm == 0, "the firmware may not run before arming"
+    arm_and_run(bench)
+    assert fw.cap_ppm == 2400 and not fw.stop_latched and fw.motor_on
+
+
+def test_wrong_attachment_refuses_arming():
+    bench = make_bench()
+    bench.run(0.5)
+    firmware(bench, attachment="flat")
+    bench.run(0.3)
+    refusal = bench.select("calf-left")
+    assert refusal is not None and refusal.reason == "wrong_attachment"
+    assert "medium-ball" in refusal.detail and "flat" in refusal.detail
+    assert not bench.power_on
+    assert bench.select("calf-right") is None, "a region without a requirement arms"
+
+
+def test_required_link_down_refuses_arming():
+    bench = make_bench()
+    link(bench, "unplugged")
+    bench.run(1.0)
+    refusal = bench.select("calf-right")
+    assert refusal is not None and refusal.reason == "link_lost"
+    assert not bench.power_on
+
+
+@pytest.mark.parametrize("state", ["silent", "garbage", "unplugged"])
+def test_link_lost_while_armed_trips_within_the_timeout(state):
+    bench = make_bench()
+    arm_and_run(bench)
+    t0 = bench.now
+    link(bench, state)
+    bench.run(1.5)
+    trip = bench.first("trip", reason="link_lost")
+    assert trip is not None
+    if state == "unplugged":
+        # The port vanishing is known at once: no need to wait for the timeout.
+        assert t0 <= trip.t <= t0 + 0.01
+    else:
+        # The last valid frame was at most one status period (0.1 s) before t0; the
+        # timeout is 0.5 s; the check runs every tick.
+        assert t0 + 0.4 - 1e-9 <= trip.t <= t0 + 0.5 + 0.01
+    assert not bench.power_on
+    assert bench.first("link", state="ok").t < t0
+
+
+def test_link_lost_is_a_warning_when_not_required():
+    bench = make_bench(required=False)
+    arm_and_run(bench)
+    link(bench, "silent")
+    bench.run(2.0)
+    assert bench.trips() == []
+    assert bench.first("warning", reason="link_lost") is not None
+    assert bench.power_on
+
+
+def test_speed_mismatch_trips_after_mismatch_s():
+    bench = make_bench()
+    arm_and_run(bench)
+    t0 = bench.now
+    firmware(bench, reported_ppm=1500)  # 32 % below the measured rate
+    bench.run(3.0)
+    trip = bench.first("trip", reason="speed_mismatch")
+    assert trip is not None
+    assert t0 + 1.0 < trip.t <= t0 + 1.0 + 0.15  # after mismatch_s, within a status period
+    assert bench.firmware.last_stop_reason == StopReason.SENSOR_MISMATCH
+
+
+def test_small_disagreement_within_tolerance_does_not_trip():
+    bench = make_bench()
+    arm_and_run(bench)
+    firmware(bench, reported_ppm=2100)  # about 5 % below 2200
+    bench.run(5.0)
+    assert bench.trips() == []
+
+
+def test_firmware_drives_motor_but_tach_silent_trips_tach_stall_after_grace():
+    bench = make_bench()
+    arm_and_run(bench)
+    bench.fault(tach="disconnected")
+    t0 = bench.now
+    bench.run(3.0)
+    trip = bench.first("trip", reason="tach_stall")
+    assert trip is not None
+    # The rate reads as stopped 0.2 s after the last edge; then the 1 s grace.
+    assert t0 + 1.0 < trip.t < t0 + 1.0 + 0.2 + 0.15
+    assert "firmware drives the motor" in trip.fields["detail"]
+
+
+def test_every_trip_sends_a_stop_to_the_firmware():
+    bench = make_bench()
+    arm_and_run(bench)
+    bench.gun(force_n=150)  # pressing far too hard: overforce on the GPIO side
+    bench.run(1.0)
+    assert bench.trips() == ["overforce"]
+    bench.run(0.5)
+    fw = bench.firmware
+    assert fw.stop_latched and fw.last_stop_reason == StopReason.FORCE_LIMIT
+    assert not fw.motor_on
+
+
+def test_dose_warning_is_shown_on_the_gun():
+    bench = make_bench()
+    arm_and_run(bench)
+    bench.run(5 * 60 * 0.9 - bench.supervisor.doses()["calf-left"].contact_seconds + 1.0)
+    assert bench.first("warning", reason="dose_near_limit") is not None
+    bench.run(0.5)
+    assert bench.firmware.warning.name == "DOSE_NEAR_LIMIT"
+
+
+def test_buttons_select_regions_and_long_press_resets():
+    bench = make_bench()
+    arm_and_run(bench)
+    firmware(bench, button="next")
+    bench.run(0.5)
+    assert bench.supervisor.region == "calf-right"
+    bench.gun(force_n=150)
+    bench.run(1.0)
+    assert bench.supervisor.latched is not None
+    firmware(bench, button="reset")
+    bench.run(0.5)
+    assert bench.supervisor.latched is None
+    assert not bench.power_on, "a reset never starts the motor by itself"
+    firmware(bench, button="previous")  # from no region, "previous" is the last allowed one
+    bench.run(0.5)
+    assert bench.supervisor.region == "calf-right"
+
+
+def test_restart_reconnects_to_the_same_firmware():
+    bench = make_bench()
+    arm_and_run(bench)
+    bench.restart()
+    bench.run(1.0)
+    assert not bench.power_on
+    links = [e.fields["state"] for e in bench.events if e.kind == "link"]
+    assert links[-1] == "ok" and links.count("ok") == 2
