@@ -234,15 +234,9 @@ def ensure_rootfs(cache: Path, logdir: Path) -> tuple[Path, bool]:
         mirror = debian_mirror()
         say(f"no cached tree: debootstrap {SUITE} from {mirror} (about 1.5-2.5 min)")
         try:
+            include = f"--include={','.join(PACKAGES)}"
             run(
-                [
-                    "debootstrap",
-                    "--variant=minbase",
-                    f"--include={','.join(PACKAGES)}",
-                    SUITE,
-                    str(tmp),
-                    mirror,
-                ],
+                ["debootstrap", "--variant=minbase", include, SUITE, str(tmp), mirror],
                 timeout=420,
                 log=logdir / "debootstrap.log",
             )
@@ -275,18 +269,9 @@ def ensure_wheelhouse(cache: Path, logdir: Path) -> tuple[Path, bool]:
         backend = data.get("build-system", {}).get("requires", [])
         say(f"building the wheelhouse (pip wheel . {' '.join(backend)})")
         try:
+            pip = [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check"]
             run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "wheel",
-                    "--disable-pip-version-check",
-                    "--wheel-dir",
-                    str(tmp),
-                    str(REPO),
-                    *backend,
-                ],
+                [*pip, "--wheel-dir", str(tmp), str(REPO), *backend],
                 timeout=400,
                 log=logdir / "wheelhouse.log",
             )
@@ -304,19 +289,8 @@ def ensure_wheelhouse(cache: Path, logdir: Path) -> tuple[Path, bool]:
 def checkout_files() -> list[str]:
     """The checkout's files (tracked and new, not ignored); everything if not a git tree."""
     try:
-        listed = run(
-            [
-                "git",
-                "-C",
-                str(REPO),
-                "ls-files",
-                "-z",
-                "--cached",
-                "--others",
-                "--exclude-standard",
-            ],
-            timeout=30,
-        ).out
+        ls = ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+        listed = run(["git", "-C", str(REPO), *ls], timeout=30).out
         return [p for p in listed.split("\0") if p and (REPO / p).is_file()]
     except (Fatal, FileNotFoundError):
         skip = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".demo", "build"}
@@ -490,7 +464,9 @@ class Container:
             # systemd inside loads BPF programs for DevicePolicy=/IPAddressDeny=.
             "--system-call-filter=bpf",
             "--capability=CAP_BPF",
+            # The journal stays in the throwaway tree, never in the host's /var/log.
             "--link-journal=no",
+            # Boot messages to console.log; no terminal needed (CI has no stdin).
             "--console=read-only",
             f"--bind-ro={self.wheelhouse}:{WHEELS_IN}",
         ]
@@ -711,17 +687,8 @@ class Session:
         return self.c.show("MainPID", "NRestarts", "StatusText")
 
     def install_config(self, name: str) -> None:
-        self.c.sh(
-            "install",
-            "-m",
-            "0640",
-            "-o",
-            "root",
-            "-g",
-            "gunguard",
-            f"{SRC_IN}/integration/config/{name}",
-            CONF,
-        )
+        owner = ["install", "-m", "0640", "-o", "root", "-g", "gunguard"]
+        self.c.sh(*owner, f"{SRC_IN}/integration/config/{name}", CONF)
 
     def gunguard(self, *args: str, user: str | None = None) -> Ran:
         prefix = ["runuser", "-u", user, "--"] if user else []
@@ -733,21 +700,17 @@ class Session:
             self.c.systemctl("stop", UNIT)
             self.c.systemctl("reset-failed", UNIT)
         r, took = self.start()
-        p = self.c.show(
-            "ActiveState",
-            "SubState",
-            "StatusText",
-            "MainPID",
-            "ExecMainStartTimestampMonotonic",
-            "ActiveEnterTimestampMonotonic",
-        )
+        props = "ActiveState SubState StatusText Type ExecMainStartTimestampMonotonic"
+        p = self.c.show(*props.split(), "ActiveEnterTimestampMonotonic")
         state = f"{p['ActiveState']}/{p['SubState']}"
         ready = int(p["ActiveEnterTimestampMonotonic"]) - int(p["ExecMainStartTimestampMonotonic"])
         text = p["StatusText"]
         evidence = (
-            f"`systemctl start` exit {r.rc} after {took:.2f} s, {state}, READY=1 "
+            f"Type={p['Type']}: `systemctl start` exit {r.rc} after {took:.2f} s, {state}, READY=1 "
             f"{ready / 1e6:.2f} s after exec, StatusText={text!r}"
         )
+        if p["Type"] != "notify":
+            raise CheckFailed(f"{evidence}: Type={p['Type']}, not notify")
         if r.rc != 0 or state != "active/running":
             raise CheckFailed(f"{evidence}; {short(r.err)}")
         if not re.fullmatch(r"idle|armed: \S+|tripped: \S+", text):
@@ -941,8 +904,12 @@ class Session:
                     return e.mono - t0
             return None
 
-        post = [e for e in entries if " power-off" in e.fields.get("_CMDLINE", "")]
         sched = first(r"Scheduled restart job")
+        # ExecStopPost='s lines: neither PID 1 nor either main process, before the restart.
+        # (Not by _CMDLINE: journald reads it from /proc, gone once the process exited.)
+        mains = (0, 1, old, int(after.get("MainPID") or 0))
+        end_t = t0 + sched if sched is not None else float("inf")
+        post = [e for e in entries if e.pid not in mains and e.mono < end_t]
         stages = [
             ("watchdog timeout", first(r"Watchdog timeout")),
             ("SIGABRT sent", first(rf"Killing process {old} .*SIGABRT")),
