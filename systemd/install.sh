@@ -16,6 +16,9 @@
 #                        no user, group or systemctl step runs (SYSTEM_STEPS=auto).
 #   SYSTEM_STEPS=auto    yes / no / auto (= yes without DESTDIR): the groupadd,
 #                        useradd, usermod and systemctl steps.
+#   EXTRAS=pi            the package extras to install, comma-separated; EXTRAS= (set,
+#                        empty) installs none: a machine without GPIO, such as the
+#                        `make integration` container, where lgpio need not build.
 set -euo pipefail
 umask 022 # the venv and unit are read by the service user and by systemd
 
@@ -35,10 +38,11 @@ PYTHON="${PYTHON:-python3}"
 DESTDIR="${DESTDIR:-}"
 DESTDIR="${DESTDIR%/}"
 SYSTEM_STEPS="${SYSTEM_STEPS:-auto}"
+EXTRAS="${EXTRAS-pi}" # unset: pi; set and empty: no extras
 DRY_RUN=0
 
 usage() {
-	sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 for arg in "$@"; do
@@ -126,10 +130,10 @@ else
 	run install -d -m 0755 "$DESTDIR$APP_DIR"
 	run "$PYTHON" -m venv "$DESTDIR$VENV"
 fi
-say "installing gunguard[pi] from $SRC"
+say "installing gunguard${EXTRAS:+[$EXTRAS]} from $SRC"
 # A local directory is always rebuilt and reinstalled, so a re-run picks up changes.
 run "$DESTDIR$VENV/bin/python" -m pip install --quiet --no-cache-dir \
-	--disable-pip-version-check "${SRC}[pi]"
+	--disable-pip-version-check "${SRC}${EXTRAS:+[$EXTRAS]}"
 
 # ---- configuration: copied once, never overwritten ----
 owner=()
