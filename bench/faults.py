@@ -508,7 +508,7 @@ class VirtualRun:
 
     def counted(self) -> float:
         dose = self.bench.supervisor.doses().get(REGION)
-        return 0.0 if dose is None else sum(dose.seconds)
+        return 0.0 if dose is None else dose.contact_seconds
 
     def hazard(self, t: float | None = None) -> None:
         """The hazard begins at ``t`` (default now): measurements start."""
@@ -543,8 +543,8 @@ class VirtualRun:
         """The store's seconds for the region's latest treatment (read from the file)."""
         with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as conn:
             row = conn.execute(
-                "SELECT COALESCE(SUM(b.seconds), 0) FROM treatment_bands b WHERE"
-                " b.treatment_id = (SELECT MAX(id) FROM treatments WHERE region = ?)",
+                "SELECT COALESCE(SUM(r.contact_s), 0) FROM treatment_rates r WHERE"
+                " r.treatment_id = (SELECT MAX(id) FROM treatments WHERE region = ?)",
                 (REGION,),
             ).fetchone()
         return float(row[0])

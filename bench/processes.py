@@ -196,8 +196,8 @@ def stored(db: Path) -> tuple[float, float, int]:
     # daemon would do. A plain reader commits nothing and leaves the WAL to the daemon.
     with sqlite3.connect(db, timeout=5) as conn:
         (seconds,) = conn.execute(
-            "SELECT COALESCE(SUM(b.seconds), 0) FROM treatments t"
-            " JOIN treatment_bands b ON b.treatment_id = t.id WHERE t.region = 'calf-left'"
+            "SELECT COALESCE(SUM(r.contact_s), 0) FROM treatments t"
+            " JOIN treatment_rates r ON r.treatment_id = t.id WHERE t.region = 'calf-left'"
         ).fetchone()
         flushed, session = conn.execute(
             "SELECT flushed_mono, id FROM sessions ORDER BY id DESC LIMIT 1"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from gunguard.config.schema import GunguardConfig, region_cap_ppm
+from gunguard.core.ceilings import BUILT_IN_BANDS
+from gunguard.core.dose import allowance_for
 from gunguard.core.limits import (
+    CONTACT_RELEASE_FRACTION,
     MIN_PERCUSSION_PPM,
     BandLimit,
     Limits,
@@ -23,6 +26,7 @@ def resolve_limits(cfg: GunguardConfig) -> Limits:
     for name, region in cfg.regions.items():
         cap = region_cap_ppm(cfg, name)
         bands = region.bands or lim.bands
+        table = [(b.up_to_ppm, b.max_minutes * 60.0) for b in bands]
         regions[name] = RegionLimits(
             name=name,
             allowed=region.allowed,
@@ -39,6 +43,7 @@ def resolve_limits(cfg: GunguardConfig) -> Limits:
             ),
             attachment=region.attachment,
             note=region.note,
+            allowance=allowance_for(table, BUILT_IN_BANDS),
         )
     sc = cfg.screening
     return Limits(
@@ -53,6 +58,7 @@ def resolve_limits(cfg: GunguardConfig) -> Limits:
         max_force_n=lim.max_force_n,
         force_valid_min=force.valid_min,
         force_valid_max=force.valid_max,
+        contact_release_n=lim.contact_force_n * CONTACT_RELEASE_FRACTION,
         max_loop_gap_s=cfg.loop.max_loop_gap_ms / 1000.0,
         tick_s=1.0 / cfg.loop.rate_hz,
         rest_hours=lim.rest_hours,

@@ -1,7 +1,8 @@
 """Where the supervisor keeps treatment history: the interface, and an in-memory book.
 
 The supervisor asks the book whether a region may start or continue a treatment
-(rest interval, clock trust, storage health) and reports every counted second to it.
+(rest interval, clock trust, storage health), which treatment a selection continues,
+and reports every counted tick to it, by rate bucket (:mod:`gunguard.core.dose`).
 :class:`MemoryBook` forgets everything on exit; the SQLite ledger
 (:mod:`gunguard.store.ledger`) implements the same protocol durably.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from gunguard.core.admission import Refusal
+from gunguard.core.dose import Allowance, Counted, tightest
 from gunguard.core.events import Event
 
 
@@ -19,12 +21,22 @@ class TreatmentBook(Protocol):
         """Refuse a region the history forbids now (rest interval, untrusted clock...)."""
         ...
 
-    def current_seconds(self, region: str, wall: float) -> list[float]:
-        """Seconds per band already counted in the treatment in progress (empty: new)."""
+    def current(self, region: str, wall: float) -> Counted | None:
+        """What the treatment a selection now would continue has received (None: a new one)."""
         ...
 
-    def add_contact(self, region: str, band: int, seconds: float, wall: float) -> None:
-        """Count contact time. Called from the control loop: must never block."""
+    def add(
+        self, region: str, bucket: int, contact_s: float, percussion_s: float, wall: float
+    ) -> None:
+        """Count one tick: percussion in rate ``bucket``, of which ``contact_s`` in contact.
+
+        Called from the control loop: must never block.
+        """
+        ...
+
+    def judged_by(self, region: str, allowance: Allowance) -> None:
+        """The region's treatment in progress is judged by ``allowance`` (kept: the
+        tightest one a treatment has seen decides it, across reloads and restarts)."""
         ...
 
     def restored_trip(self) -> tuple[str, str] | None:
@@ -40,18 +52,28 @@ class MemoryBook:
     """History that lasts as long as the process: the default when no store is set."""
 
     def __init__(self) -> None:
-        self._seconds: dict[str, dict[int, float]] = {}
+        self._counted: dict[str, Counted] = {}
 
     def admit(self, region: str, wall: float) -> Refusal | None:
         return None
 
-    def current_seconds(self, region: str, wall: float) -> list[float]:
-        by_band = self._seconds.get(region, {})
-        return [by_band.get(i, 0.0) for i in range(max(by_band, default=-1) + 1)]
+    def current(self, region: str, wall: float) -> Counted | None:
+        counted = self._counted.get(region)
+        if counted is None:
+            return None
+        return Counted(dict(counted.contact), dict(counted.percussion), counted.allowance)
 
-    def add_contact(self, region: str, band: int, seconds: float, wall: float) -> None:
-        by_band = self._seconds.setdefault(region, {})
-        by_band[band] = by_band.get(band, 0.0) + seconds
+    def add(
+        self, region: str, bucket: int, contact_s: float, percussion_s: float, wall: float
+    ) -> None:
+        counted = self._counted.setdefault(region, Counted())
+        if contact_s:
+            counted.contact[bucket] = counted.contact.get(bucket, 0.0) + contact_s
+        counted.percussion[bucket] = counted.percussion.get(bucket, 0.0) + percussion_s
+
+    def judged_by(self, region: str, allowance: Allowance) -> None:
+        counted = self._counted.setdefault(region, Counted())
+        counted.allowance = tightest(allowance, counted.allowance)
 
     def restored_trip(self) -> tuple[str, str] | None:
         return None

@@ -45,5 +45,11 @@ FORCE_DEBOUNCE_MS = Ceiling("overforce debounce", 200.0, "ms", ENGINEERING)
 FORCE_FROZEN_S = Ceiling("unchanged force reading while percussing", 2.0, "s", ENGINEERING)
 MAX_LOOP_GAP_MS = Ceiling("longest gap between loop ticks", 100.0, "ms", ENGINEERING)
 MIN_LOOP_RATE_HZ = Ceiling("slowest control loop", 200.0, "Hz (minimum)", ENGINEERING)
+#: The guidance's allowance by rate, in seconds: what every rate bucket is held to,
+#: whatever bands a config lists (gunguard.core.dose).
+BUILT_IN_BANDS: tuple[tuple[float, float], ...] = (
+    (LOW_HIGH_BOUNDARY_PPM, LOW_BAND_MAX_MINUTES.value * 60.0),
+    (float("inf"), HIGH_BAND_MAX_MINUTES.value * 60.0),
+)
 POWER_SWITCH_CHECK_S = 1.0  # tach still pulsing this long after a cut: the switch failed
 DOSE_WARNING = 0.9  # fraction of the dose at which the user is warned

@@ -9,6 +9,8 @@ calendar time used across restarts, and may jump (a Pi has no real-time clock).
 from __future__ import annotations
 
 import time
+import uuid
+from pathlib import Path
 from typing import Protocol
 
 
@@ -23,6 +25,11 @@ class Clock(Protocol):
         """Seconds since the Unix epoch (calendar time; may step)."""
         ...
 
+    def boot_id(self) -> str | None:
+        """Which boot of the machine this is: within one boot the monotonic clock runs on
+        across daemon restarts, so elapsed time between them is known."""
+        ...
+
 
 class RealClock:
     """The machine's clocks."""
@@ -32,6 +39,12 @@ class RealClock:
 
     def wall(self) -> float:
         return time.time()
+
+    def boot_id(self) -> str | None:
+        try:
+            return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        except OSError:
+            return None
 
 
 class VirtualClock:
@@ -46,6 +59,15 @@ class VirtualClock:
     def __init__(self, start: float = 0.0, start_wall: float = 1_795_000_000.0) -> None:
         self._now = start
         self._wall_offset = start_wall - start
+        self._machine = uuid.uuid4().hex[:12]  # each virtual clock is another machine
+        self._boot = 1
+
+    def boot_id(self) -> str:
+        return f"virtual-{self._machine}-{self._boot}"
+
+    def reboot(self) -> None:
+        """The machine restarts: a new boot (its monotonic time is not comparable)."""
+        self._boot += 1
 
     def monotonic(self) -> float:
         return self._now

@@ -14,6 +14,18 @@ from dataclasses import dataclass, field
 OVERSPEED_CONFIRM = 2
 #: Below this rate the gun is not percussing (the tach is treated as stopped).
 MIN_PERCUSSION_PPM = 300.0
+#: The mean rate is judged over the percussions of at least this long (one short period
+#: moves it by its shortfall / 0.25 s: jitter does not trip, an uneven pattern does).
+RATE_WINDOW_S = 0.25
+#: Force is judged over every sliding window of this length: time above the limit in it
+#: at most ``force_debounce_ms``, and the mean force in it at most the limit.
+FORCE_WINDOW_S = 1.0
+#: Contact, once entered at ``contact_force_n``, is left only below this fraction of it...
+CONTACT_RELEASE_FRACTION = 0.5
+#: ...held for longer than this: a light press is not lost to sensor noise.
+CONTACT_HOLD_S = 0.25
+#: A force reading this far below zero is a miscalibrated or broken sensor, not a pull.
+NEGATIVE_FORCE_N = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +47,9 @@ class RegionLimits:
     bands: tuple[BandLimit, ...]
     attachment: str | None
     note: str | None
+    #: Seconds allowed per rate bucket (gunguard.core.dose): the bands, never more than
+    #: the built-in ceilings for each rate.
+    allowance: tuple[float, ...]
 
     def band_index(self, ppm: float) -> int:
         """The band a rate falls in; above every band counts as the last (and trips)."""
@@ -77,6 +92,7 @@ class Limits:
     max_force_n: float  # the global force limit (regions may only tighten it)
     force_valid_min: float  # raw ADC reading below this: sensor open
     force_valid_max: float  # raw ADC reading above this: sensor shorted
+    contact_release_n: float  # contact is left below this (held CONTACT_HOLD_S)
     max_loop_gap_s: float
     tick_s: float
     rest_hours: float

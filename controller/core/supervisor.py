@@ -41,9 +41,17 @@ from gunguard.core.admission import Refusal
 from gunguard.core.book import MemoryBook, TreatmentBook
 from gunguard.core.ceilings import DOSE_WARNING, POWER_SWITCH_CHECK_S
 from gunguard.core.clock import Clock
-from gunguard.core.dose import RegionDose
+from gunguard.core.dose import BACKSTOP_FACTOR, RegionDose, bucket_of
 from gunguard.core.events import Event, EventBus, State
-from gunguard.core.limits import OVERSPEED_CONFIRM, Limits, RegionLimits
+from gunguard.core.force import Contact, ForceWindow
+from gunguard.core.limits import (
+    CONTACT_HOLD_S,
+    FORCE_WINDOW_S,
+    OVERSPEED_CONFIRM,
+    RATE_WINDOW_S,
+    Limits,
+    RegionLimits,
+)
 from gunguard.core.plausibility import force_fault
 from gunguard.core.plugins import (
     AdmissionCheck,
@@ -133,9 +141,9 @@ class Supervisor:
         self._power_off_since = now
         self._over_cap_edges = 0
         self._over_hw_edges = 0
-        #: Integrating debounce: seconds over the force limit, minus seconds under it.
-        #: A single noisy sample under the limit must not restart the count.
-        self._over_force_s = 0.0
+        #: Force over the last second: time above the limit, and the mean (overforce).
+        self._force_window = ForceWindow(FORCE_WINDOW_S)
+        self._contact = Contact(0.0, 0.0, CONTACT_HOLD_S)  # levels set by configure()
         self._stall_since: float | None = None
         self._last_raw = -1.0
         self._raw_since = now
@@ -224,15 +232,24 @@ class Supervisor:
         self.config_tag = tag
         old = self._meter
         self._meter = TachRateMeter(
-            limits.pulses_per_percussion, limits.min_pulse_interval_s, limits.stopped_after_s
+            limits.pulses_per_percussion,
+            limits.min_pulse_interval_s,
+            limits.stopped_after_s,
+            RATE_WINDOW_S,
         )
         if old is not None and old.last_edge is not None:
             self._meter.last_edge = old.last_edge
+        contact = self._contact
+        self._contact = Contact(limits.contact_force_n, limits.contact_release_n, CONTACT_HOLD_S)
+        self._contact.active = contact.active
+        # The same counted time, judged by the tighter of the old and new allowances.
         self._doses = {
             n: _carry_dose(limits.regions[n], d)
             for n, d in self._doses.items()
             if n in limits.regions
         }
+        for name, dose in self._doses.items():
+            self.book.judged_by(name, dose.allowance)
         if not first:
             self._emit(events.CONFIG, tag=tag)
         if self._region is not None:
@@ -335,7 +352,7 @@ class Supervisor:
         assert self._meter is not None
         self._meter.clear()
         self._over_cap_edges = self._over_hw_edges = 0
-        self._over_force_s = 0.0
+        self._force_window.clear()
         self._stall_since = None
         log.warning("reset: cleared trip %s", ", ".join(cleared))
         self._emit(events.RESET, cleared=cleared[0], reasons=cleared)
@@ -372,12 +389,13 @@ class Supervisor:
             return refusal
         self._region = self.limits.regions[name]
         # The book decides which treatment this is (a new one after the rest).
-        seconds = self.book.current_seconds(name, self._clock.wall())
+        counted = self.book.current(name, self._clock.wall())
         previous = self._doses.get(name)
-        dose = RegionDose(self._region, seconds)
-        dose.warned = previous is not None and previous.warned and any(seconds)
+        dose = RegionDose(self._region, counted)
+        dose.warned = previous is not None and previous.warned and bool(counted)
         self._doses[name] = dose
         self._dose = dose
+        self.book.judged_by(name, dose.allowance)
         self._emit(events.REGION, region=name)
         near = R.NEAR_ARTERY.get(name)
         if near is not None:
@@ -416,14 +434,15 @@ class Supervisor:
         refusal = admission.screen(name, self.limits, today)
         if refusal is not None:
             return refusal
-        fault = force_fault(self._force.read_raw(), self.limits)
+        raw = self._force.read_raw()
+        fault = force_fault(raw, self._force.newtons(raw), self.limits)
         if fault is not None:
             return Refusal(RefusalReason.FORCE_SENSOR_FAULT, name, fault)
         refusal = self.book.admit(name, wall)
         if refusal is not None:
             return refusal
-        seconds = self.book.current_seconds(name, wall)
-        if RegionDose(self.limits.regions[name], seconds).exhausted:
+        dose = RegionDose(self.limits.regions[name], self.book.current(name, wall))
+        if dose.exhausted or dose.backstop_exhausted:
             return Refusal(RefusalReason.REGION_DOSE, name, "this treatment's dose is used up")
         for check in self._admission_checks:
             refusal = check(name, wall)
@@ -493,6 +512,13 @@ class Supervisor:
                 )
         else:
             self._over_hw_edges = 0
+        mean = meter.mean_ppm
+        if mean is not None and mean > lim.hardware_max_ppm:
+            self.trip(
+                TripReason.TACH_IMPLAUSIBLE,
+                f"mean {mean:.0f} ppm over the last {RATE_WINDOW_S:g} s above hardware_max_ppm "
+                f"{lim.hardware_max_ppm:g}",
+            )
         region = self._region
         if region is not None and rate > region.trip_ppm:
             self._over_cap_edges += 1
@@ -504,6 +530,12 @@ class Supervisor:
                 )
         else:
             self._over_cap_edges = 0
+        if region is not None and mean is not None and mean > region.trip_ppm:
+            self.trip(
+                TripReason.OVERSPEED,
+                f"mean {mean:.0f} ppm over the last {RATE_WINDOW_S:g} s > {region.name} cap "
+                f"{region.cap_ppm:g} ppm (+tolerance: {region.trip_ppm:.0f})",
+            )
         if not self._power_on and t - self._power_off_since > POWER_SWITCH_CHECK_S:
             self.trip(
                 TripReason.POWER_SWITCH_FAULT,
@@ -543,12 +575,12 @@ class Supervisor:
 
         force_sensor = self._force
         raw = force_sensor.read_raw()
-        fault = force_fault(raw, lim)
-        if fault is not None:
-            self.trip(TripReason.FORCE_SENSOR_FAULT, fault)
         force = force_sensor.newtons(raw)
         self.force_n = force
-        contact = force >= lim.contact_force_n
+        fault = force_fault(raw, force, lim)
+        if fault is not None:
+            self.trip(TripReason.FORCE_SENSOR_FAULT, fault)
+        contact = self._contact.update(now, force)
         if raw != self._last_raw or not (percussing and contact):
             self._last_raw = raw
             self._raw_since = now
@@ -561,26 +593,40 @@ class Supervisor:
 
         region = self._region
         if region is not None:
-            if force > region.max_force_n:
-                self._over_force_s += gap
-                if self._over_force_s >= lim.force_debounce_s:
-                    self.trip(
-                        TripReason.OVERFORCE,
-                        f"{force:.1f} N > {region.name} max {region.max_force_n:g} N for "
-                        f"{self._over_force_s * 1000:.0f} ms (net of dips below it)",
-                    )
-            elif self._over_force_s > 0.0:
-                self._over_force_s = max(0.0, self._over_force_s - gap)
+            window = self._force_window
+            window.add(now, gap, force, region.max_force_n)
+            if window.over_s >= lim.force_debounce_s:
+                self.trip(
+                    TripReason.OVERFORCE,
+                    f"{force:.1f} N; above {region.name}'s {region.max_force_n:g} N for "
+                    f"{window.over_s * 1000:.0f} ms within the last {FORCE_WINDOW_S:g} s "
+                    f"(force_debounce_ms {lim.force_debounce_s * 1000:g})",
+                )
+            elif window.mean_n > region.max_force_n:
+                self.trip(
+                    TripReason.OVERFORCE,
+                    f"mean {window.mean_n:.1f} N over the last {FORCE_WINDOW_S:g} s above "
+                    f"{region.name}'s {region.max_force_n:g} N",
+                )
             dose = self._dose
-            if dose is not None and percussing and contact:
-                band = region.band_index(rate)
-                level = dose.add(band, gap)
-                self.book.add_contact(region.name, band, gap, self._clock.wall())
+            if dose is not None and percussing:
+                bucket = bucket_of(rate)
+                contact_s = gap if contact else 0.0
+                level = dose.add(bucket, contact_s, gap)
+                self.book.add(region.name, bucket, contact_s, gap, self._clock.wall())
                 if dose.exhausted:
                     self.trip(
                         TripReason.REGION_DOSE,
                         f"{region.name} dose {level:.3f} after {dose.contact_seconds:.1f} s "
                         f"of contact ({_bands_text(dose)})",
+                    )
+                elif dose.backstop_exhausted:
+                    self.trip(
+                        TripReason.REGION_DOSE,
+                        f"{region.name}: {dose.percussion_seconds:.1f} s of powered percussion, "
+                        f"{BACKSTOP_FACTOR:g}x its allowance, but contact could not be "
+                        f"confirmed for most of it ({dose.contact_seconds:.1f} s counted): "
+                        "check the force sensor's calibration (gunguard calibrate)",
                     )
                 elif level >= DOSE_WARNING and not dose.warned:
                     dose.warned = True
@@ -668,8 +714,9 @@ class Supervisor:
 
 
 def _carry_dose(limits: RegionLimits, old: RegionDose) -> RegionDose:
-    """The same counted seconds judged against new limits; the warning is not repeated."""
-    dose = RegionDose(limits, old.seconds)
+    """The same counted time judged against new limits (never looser than the old ones);
+    the warning is not repeated."""
+    dose = RegionDose(limits, old.counted())
     dose.warned = old.warned
     return dose
 
@@ -688,5 +735,5 @@ def _refusal_fields(refusal: Refusal) -> dict[str, Any]:
 def _bands_text(dose: RegionDose) -> str:
     return ", ".join(
         f"{s:.1f} s <= {b.up_to_ppm:g} ppm"
-        for s, b in zip(dose.seconds, dose.limits.bands, strict=True)
+        for s, b in zip(dose.seconds_by_band(), dose.limits.bands, strict=True)
     )

@@ -10,6 +10,7 @@ ever added within a format version.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from gunguard.core.dose import DOSE_EPSILON
+from gunguard.core.ceilings import BUILT_IN_BANDS
+from gunguard.core.dose import DOSE_EPSILON, band_seconds, bucket_of
 from gunguard.store import treatments as rules
 from gunguard.store.queries import StoreReader, Treatment, Trip, open_reader
 from gunguard.store.schema import StorageFault
@@ -60,16 +62,29 @@ def _empty(path: Path, now: float, version: int) -> dict[str, Any]:
 
 
 def _treatment_json(t: Treatment) -> dict[str, Any]:
+    """A treatment: contact by the guidance's bands (<= 2400 ppm, above), and by rate."""
+    contact = {bucket_of(r.up_to_ppm): r.contact_s for r in t.rates}
+    tops = [top for top, _ in BUILT_IN_BANDS]
     by_band = [
-        {"band": b.band, "up_to_ppm": b.up_to_ppm, "seconds": round(b.seconds, 3)} for b in t.bands
+        {"band": i, "up_to_ppm": None if math.isinf(top) else top, "seconds": round(s, 3)}
+        for i, (top, s) in enumerate(zip(tops, band_seconds(contact, tops), strict=True))
     ]
     return {
         "id": t.id,
         "region": t.region,
         "start": rules.iso(t.start_wall),
         "end": rules.iso(t.end_wall),
-        "contact_seconds": round(sum(b["seconds"] for b in by_band), 3),
+        "contact_seconds": round(t.contact_seconds, 3),
+        "percussion_seconds": round(t.percussion_seconds, 3),
         "seconds_by_band": by_band,
+        "seconds_by_rate": [
+            {
+                "up_to_ppm": r.up_to_ppm,
+                "contact_seconds": round(r.contact_s, 3),
+                "percussion_seconds": round(r.percussion_s, 3),
+            }
+            for r in t.rates
+        ],
         "dose": None if t.dose is None else round(t.dose, 4),
     }
 
@@ -108,9 +123,7 @@ def _collect(
         counts[t.region] = counts.get(t.region, 0) + 1
     for name in sorted(latest):
         t, js = latest[name]
-        state = rules.RegionState(
-            tuple(b["seconds"] for b in js["seconds_by_band"]), t.start_wall, t.end_wall
-        )
+        state = rules.RegionState(t.start_wall, t.end_wall)
         view = rules.outlook(
             state,
             now,
@@ -208,7 +221,7 @@ def render(data: dict[str, Any], console: Console) -> None:
         for t in data["treatments"]:
             by_band = ", ".join(
                 f"{b['seconds']:.1f} s"
-                + (f" <= {b['up_to_ppm']:g}" if b["up_to_ppm"] is not None else "")
+                + (f" <= {b['up_to_ppm']:g}" if b["up_to_ppm"] is not None else " above")
                 for b in t["seconds_by_band"]
             )
             table.add_row(

@@ -325,6 +325,8 @@ def encode_request(cmd: str, **fields: Any) -> bytes:
 # -- the status payload ----------------------------------------------------------------
 def build_status(supervisor: Supervisor) -> Status:
     """The operator's view, from one consistent snapshot plus the region limits."""
+    from gunguard.core.dose import bucket_of  # (the daemon's side only: clients stay light)
+
     snap = supervisor.snapshot()
     limits = supervisor.limits  # replaced whole on reload, so one read is consistent
     regions: dict[str, RegionStatus] = {}
@@ -339,7 +341,10 @@ def build_status(supervisor: Supervisor) -> Status:
         band_now = None
         if snap.region == name and snap.rate_ppm > 0.0:
             band_now = lim.band_index(snap.rate_ppm)
-        scale = lim.bands[band_now if band_now is not None else 0].max_seconds
+        # Time left at the rate now, or at the first band's rate while not percussing.
+        scale = lim.allowance[
+            bucket_of(snap.rate_ppm if band_now is not None else lim.bands[0].up_to_ppm)
+        ]
         regions[name] = RegionStatus(
             cap_ppm=lim.cap_ppm,
             trip_ppm=round(lim.trip_ppm, 3),

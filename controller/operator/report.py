@@ -37,7 +37,8 @@ from gunguard.config import loader as configfile
 from gunguard.config.loader import ConfigError
 from gunguard.config.resolve import resolve_limits
 from gunguard.config.schema import GunguardConfig
-from gunguard.core.ceilings import DOSE_WARNING
+from gunguard.core.ceilings import BUILT_IN_BANDS, DOSE_WARNING
+from gunguard.core.dose import band_seconds, bucket_of
 from gunguard.core.limits import RegionLimits
 from gunguard.store import treatments as rules
 from gunguard.store.ledger import default_storage_path
@@ -116,15 +117,17 @@ def _trip_marks(origin: float, trips: list[Trip]) -> list[TripMark]:
 
 
 def _treatment_dict(t: Treatment) -> dict[str, Any]:
-    seconds = [b.seconds for b in t.bands]
+    contact = {bucket_of(r.up_to_ppm): r.contact_s for r in t.rates}
+    by_band = band_seconds(contact, [top for top, _ in BUILT_IN_BANDS])
     return {
         "id": t.id,
         "region": t.region,
         "start": rules.iso(t.start_wall),
         "end": rules.iso(t.end_wall),
         "dose": None if t.dose is None else round(t.dose, 4),
-        "contact_seconds": round(sum(seconds), 3),
-        "seconds_by_band": [round(x, 3) for x in seconds],
+        "contact_seconds": round(t.contact_seconds, 3),
+        "percussion_seconds": round(t.percussion_seconds, 3),
+        "seconds_by_band": [round(x, 3) for x in by_band],
     }
 
 

@@ -123,6 +123,13 @@ class Bench:
         self.sim.set(ppm=old.set_ppm, force_n=old.force_n)
         self.sim.faults = old.faults
 
+    def reboot(self) -> None:
+        """The Pi was off and boots again: a restart on a new boot (and so a monotonic
+        clock the store cannot compare with), as when days pass between treatments."""
+        self.clock.reboot()
+        self.emit(events.REBOOT)
+        self.restart()
+
     def close(self) -> None:
         """Power off and release the pins (idempotent)."""
         self.assembly.close()

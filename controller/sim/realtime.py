@@ -119,6 +119,9 @@ class LiveActions:
     def restart(self) -> None:
         raise NotInRealTime("restart steps only run in `gunguard simulate` (virtual time)")
 
+    def reboot(self) -> None:
+        raise NotInRealTime("reboot steps only run in `gunguard simulate` (virtual time)")
+
     def step_wall(self, seconds: float) -> None:
         raise NotInRealTime("wall_clock steps only run in `gunguard simulate` (virtual time)")
 

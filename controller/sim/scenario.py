@@ -85,7 +85,8 @@ class Step(_Strict):
     gun: GunStep | None = None
     fault: FaultStep | None = None
     reset: bool | None = None
-    restart: bool | None = None
+    restart: bool | None = None  # the daemon restarts, on the same boot of the Pi
+    reboot: bool | None = None  # the Pi was off: a new boot (days pass between these)
     wall_clock: str | None = None
     link: LinkStep | None = None
     firmware: FirmwareStep | None = None
@@ -207,9 +208,12 @@ def validate_scenario(data: Any, source: str, lines: YamlLines | None = None) ->
 
 
 def apply_step(bench: Actions, step: Step) -> None:
-    """Play one step, in a fixed order: restart, clock, faults, gun, link, reset, region."""
+    """Play one step, in a fixed order: restart or reboot, clock, faults, gun, link, reset,
+    region."""
     fields = step.model_fields_set
-    if step.restart:
+    if step.reboot:
+        bench.reboot()
+    elif step.restart:
         bench.restart()
     if step.wall_clock is not None:
         bench.step_wall(parse_wall_step(step.wall_clock))

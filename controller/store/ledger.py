@@ -1,7 +1,7 @@
 """The durable treatment book: what each region has received, in SQLite, off the hot path.
 
 :class:`Ledger` implements :class:`gunguard.core.book.TreatmentBook`. Every decision
-(:meth:`Ledger.admit`, :meth:`Ledger.current_seconds`) is answered from memory, loaded
+(:meth:`Ledger.admit`, :meth:`Ledger.current`) is answered from memory, loaded
 when the store is opened; the store is written behind, by a writer thread:
 
 * :meth:`Ledger.add_contact` (the control loop, 1 kHz) only adds to an in-memory
@@ -38,6 +38,7 @@ samples and commits inline, on virtual-time deadlines, so results are determinis
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -54,11 +55,12 @@ from gunguard.config.schema import GunguardConfig
 from gunguard.core import ceilings, events
 from gunguard.core.admission import Refusal
 from gunguard.core.clock import Clock
+from gunguard.core.dose import Allowance, Counted, bucket_top, compress, dose_of, tightest
 from gunguard.core.events import Event
-from gunguard.core.limits import Limits, RegionLimits
+from gunguard.core.limits import Limits
 from gunguard.core.reasons import RefusalReason, TripReason
 from gunguard.store import treatments as rules
-from gunguard.store.queries import BandSeconds, StoreReader
+from gunguard.store.queries import Session, StoreReader
 
 # ``name as name``: the store's format, re-exported for callers that know it from here.
 from gunguard.store.schema import APPLICATION_ID as APPLICATION_ID
@@ -97,15 +99,20 @@ SELECT, DESELECT, REFUSED, RESET = "select", "deselect", "refused", "reset"
 CLOCK_STEP, TRIP_RESTORED = "clock_step", "trip_restored"
 
 _UPSERT_TREATMENT = (
-    "INSERT INTO treatments (id, region, start_wall, end_wall, dose, start_session, end_session)"
-    " VALUES (:id, :region, :start, :end, :dose, :sid, :sid)"
+    "INSERT INTO treatments"
+    " (id, region, start_wall, end_wall, dose, start_session, end_session, allowance)"
+    " VALUES (:id, :region, :start, :end, :dose, :sid, :sid, :allowance)"
     " ON CONFLICT(id) DO UPDATE SET start_wall = excluded.start_wall,"
     " end_wall = max(end_wall, excluded.end_wall), end_session = excluded.end_session,"
-    " dose = max(COALESCE(dose, 0), COALESCE(excluded.dose, 0))"
+    " dose = max(COALESCE(dose, 0), COALESCE(excluded.dose, 0)),"
+    " allowance = excluded.allowance"
 )
-_UPSERT_BAND = (
-    "INSERT INTO treatment_bands (treatment_id, band, up_to_ppm, seconds) VALUES (?,?,?,?)"
-    " ON CONFLICT(treatment_id, band) DO UPDATE SET seconds = max(seconds, excluded.seconds)"
+#: Absolute totals with max(): a retried or repeated write never makes a dose go down.
+_UPSERT_RATE = (
+    "INSERT INTO treatment_rates (treatment_id, up_to_ppm, contact_s, percussion_s)"
+    " VALUES (?,?,?,?) ON CONFLICT(treatment_id, up_to_ppm) DO UPDATE SET"
+    " contact_s = max(contact_s, excluded.contact_s),"
+    " percussion_s = max(percussion_s, excluded.percussion_s)"
 )
 _INSERT_TRIP = (
     "INSERT INTO trips (wall, clock_offset, session, reason, detail, region, config_hash)"
@@ -120,12 +127,17 @@ _INSERT_TELEMETRY = (
     " VALUES (?,?,?,?,?,?,?,?)"
 )
 #: A forward clock step: rows this session stamped with a lower clock move with it.
+#: (``{sessions}``: this session and the earlier ones of the same boot, which share its
+#: monotonic clock.)
 _SHIFT = (
     "UPDATE {table} SET wall = wall + (:to - clock_offset), clock_offset = :to"
-    " WHERE session = :sid AND clock_offset < :below"
+    " WHERE session IN ({sessions}) AND clock_offset < :below"
 )
-_SHIFT_TELEMETRY = _SHIFT.format(table="telemetry") + " AND rowid > :rowid"
-_SHIFT_SESSION = "UPDATE sessions SET opened_wall = opened_wall + ? WHERE id = ?"
+_SHIFT_SESSION = (
+    "UPDATE sessions SET opened_wall = opened_wall + :shift,"
+    " newest_wall = newest_wall + :shift, flushed_wall = flushed_wall + :shift"
+    " WHERE id IN ({sessions}) AND flushed_wall - flushed_mono < :below"
+)
 _FLUSHED = "UPDATE sessions SET flushed_wall = ?, flushed_mono = ?, newest_wall = ? WHERE id = ?"
 
 
@@ -138,35 +150,36 @@ def default_storage_path(cfg: GunguardConfig, env: dict[str, str] | None = None)
     return Path(state or DEFAULT_STATE_DIR) / DB_NAME
 
 
-def _boot_id() -> str | None:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return None
-
-
 class _Treatment:
     """One treatment in memory; the store holds a copy at most one flush behind.
 
-    ``start_here``/``end_here``: stamped on this session's clock (a forward clock step
-    moves them); False for times loaded from an earlier session.
+    ``start_here``/``end_here``: stamped on this boot's monotonic clock (a forward clock
+    step moves them); False for times an earlier boot stamped.
     """
 
-    __slots__ = ("end", "end_here", "id", "region", "seconds", "start", "start_here")
+    __slots__ = ("counted", "end", "end_here", "id", "region", "start", "start_here")
 
     def __init__(
-        self, tid: int, region: str, start: float, end: float, seconds: list[float], here: bool
+        self,
+        tid: int,
+        region: str,
+        start: float,
+        end: float,
+        counted: Counted,
+        *,
+        start_here: bool,
+        end_here: bool,
     ) -> None:
         self.id = tid
         self.region = region
         self.start = start
         self.end = end
-        self.seconds = seconds
-        self.start_here = here
-        self.end_here = here
+        self.counted = counted
+        self.start_here = start_here
+        self.end_here = end_here
 
     def state(self) -> rules.RegionState:
-        return rules.RegionState(tuple(self.seconds), self.start, self.end)
+        return rules.RegionState(self.start, self.end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +190,10 @@ class _Row:
     region: str
     start: float
     end: float
-    seconds: tuple[float, ...]
+    contact: dict[int, float]
+    percussion: dict[int, float]
+    allowance: Allowance | None
+    dose_floor: float
 
 
 Op = tuple[str, tuple[Any, ...] | dict[str, Any]]
@@ -243,7 +259,8 @@ class Ledger:
         self._offset = clock.wall() - clock.monotonic()  # wall - monotonic, last seen
         self._high = self._offset  # the session clock's offset: the highest seen
         self._open_offset = self._offset
-        self._telemetry_rowid0 = 0
+        self._judged: dict[str, Allowance] = {}  # the allowance each region is judged by
+        self._boot_sessions: list[int] = []  # this session and the earlier ones of its boot
 
         now = clock.monotonic()
         self._next_flush = now + flush_interval_s
@@ -333,16 +350,22 @@ class Ledger:
         store = StoreReader(conn)
         newest = store.newest_record()
         self._newest_before = float("-inf") if newest is None else newest
+        boot = self._clock.boot_id()
+        earlier = store.boot_sessions(boot) if boot is not None else []
+        self._boot_sessions = [s.id for s in earlier]
+        here = set(self._boot_sessions)
         for t in store.latest_treatments():
-            seconds = _seconds_by_band(t.bands)
             self._latest[t.region] = _Treatment(
-                t.id, t.region, t.start_wall, t.end_wall, seconds, here=False
+                t.id,
+                t.region,
+                t.start_wall,
+                t.end_wall,
+                t.counted(),
+                start_here=t.start_session in here,
+                end_here=t.end_session in here,
             )
         # The newest treatment overall is the newest of its region.
         self._next_id = max((t.id for t in self._latest.values()), default=0) + 1
-        self._telemetry_rowid0 = int(
-            conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM telemetry").fetchone()[0]
-        )
         trip = store.latched_trip()
         self._latched = None if trip is None else (trip.reason, trip.detail, trip.wall)
         mono = self._clock.monotonic()
@@ -352,14 +375,23 @@ class Ledger:
             "INSERT INTO sessions (opened_wall, opened_mono, boot_id, pid, config_hash, gap_s,"
             " rest_s, flushed_wall, flushed_mono, newest_wall)"
             " VALUES (:wall, :mono, :boot, :pid, :hash, :gap, :rest, :wall, :mono, :wall)",
-            {"wall": wall, "mono": mono, "boot": _boot_id(), "pid": os.getpid()}
+            {"wall": wall, "mono": mono, "boot": boot, "pid": os.getpid()}
             | {"hash": self._config_hash, "gap": self._gap_s, "rest": self._rest_s},
         )
         conn.execute("COMMIT")
         self._session = int(cur.lastrowid or 0)
+        self._boot_sessions.append(self._session)
         self._newest_here = wall
         self._offset = self._high = self._open_offset = wall - mono
         self._prune(conn)
+        believed = _believed_offset(earlier)
+        if believed is not None and wall - mono > believed + STEP_TOLERANCE_S:
+            # Same boot, a forward step while the daemon was down (NTP after a boot with a
+            # stale clock): handled as if this session had seen it, so what the earlier
+            # sessions of this boot stamped moves with it and never counts as rest.
+            self._offset = self._high = believed
+            with self._lock:
+                self._observe(wall - mono)
         if newest is not None and wall < newest:
             log.warning(
                 "the wall clock reads %s, earlier than the newest stored record (%s): regions "
@@ -392,15 +424,21 @@ class Ledger:
             return Refusal(decision.reason, region, decision.detail, until=decision.until)
         return None
 
-    def current_seconds(self, region: str, wall: float) -> list[float]:
-        """The treatment a selection now would continue (empty: a new treatment)."""
+    def current(self, region: str, wall: float) -> Counted | None:
+        """The treatment a selection now would continue (None: a new treatment)."""
         self._follow()
         with self._lock:
             self._observe(wall - self._clock.monotonic())
             decision = self._decide(region, wall)
-        return list(decision.seconds) if decision.kind == rules.SAME else []
+            latest = self._latest.get(region)
+            if decision.kind != rules.SAME or latest is None:
+                return None
+            c = latest.counted
+            return Counted(dict(c.contact), dict(c.percussion), c.allowance, c.dose_floor)
 
-    def add_contact(self, region: str, band: int, seconds: float, wall: float) -> None:
+    def add(
+        self, region: str, bucket: int, contact_s: float, percussion_s: float, wall: float
+    ) -> None:
         """The hot path: add to memory under a tiny lock; the writer stores it."""
         with self._lock:
             mono = self._clock.monotonic()
@@ -413,17 +451,26 @@ class Ledger:
             stamp = mono + self._high
             t = self._active.get(region)
             if t is None:
-                t = self._first_contact(region, stamp)
-            secs = t.seconds
-            if band >= len(secs):
-                secs.extend([0.0] * (band + 1 - len(secs)))
-            secs[band] += seconds
+                t = self._first_percussion(region, stamp)
+            counted = t.counted
+            if contact_s:
+                counted.contact[bucket] = counted.contact.get(bucket, 0.0) + contact_s
+            counted.percussion[bucket] = counted.percussion.get(bucket, 0.0) + percussion_s
             if stamp > t.end:
                 t.end = stamp
                 t.end_here = True
             if stamp > self._newest_here:
                 self._newest_here = stamp
             self._dirty[t.id] = t
+
+    def judged_by(self, region: str, allowance: Allowance) -> None:
+        """Keep the tightest allowance the region's treatment in progress was judged by."""
+        with self._lock:
+            self._judged[region] = tightest(allowance, self._judged.get(region))
+            t = self._active.get(region)
+            if t is not None:
+                t.counted.allowance = tightest(allowance, t.counted.allowance)
+                self._dirty[t.id] = t
 
     def restored_trip(self) -> tuple[str, str] | None:
         """The trip latched before the last exit: a restart does not clear it."""
@@ -503,16 +550,15 @@ class Ledger:
         latest = self._latest.get(region)
         self._active[region] = None if decision.kind == rules.NEW else latest
 
-    def _first_contact(self, region: str, stamp: float) -> _Treatment:
-        """Contact in a region with no treatment going yet: open one (rarely called)."""
-        if region not in self._active:  # contact without a selection seen: judge it now
+    def _first_percussion(self, region: str, stamp: float) -> _Treatment:
+        """Percussion in a region with no treatment going yet: open one (rarely called)."""
+        if region not in self._active:  # percussion without a selection seen: judge it now
             self._select(region, stamp)
             t = self._active[region]
             if t is not None:
                 return t
-        limits = self._limits.regions.get(region)
-        bands = [0.0] * (len(limits.bands) if limits is not None else 0)
-        t = _Treatment(self._next_id, region, stamp, stamp, bands, here=True)
+        counted = Counted(allowance=self._judged.get(region))
+        t = _Treatment(self._next_id, region, stamp, stamp, counted, start_here=True, end_here=True)
         self._next_id += 1
         self._latest[region] = t
         self._active[region] = t
@@ -562,12 +608,15 @@ class Ledger:
                         self._dirty[t.id] = t
             self._high = max(self._high, off)
             below = off - STEP_TOLERANCE_S
-            shift_args = {"to": off, "sid": self._session, "below": below}
-            self._ops.append((_SHIFT.format(table="trips"), shift_args))
-            self._ops.append((_SHIFT.format(table="actions"), shift_args))
-            self._ops.append((_SHIFT_TELEMETRY, shift_args | {"rowid": self._telemetry_rowid0}))
+            sessions = ",".join(str(int(s)) for s in self._boot_sessions)
+            shift_args = {"to": off, "below": below}
+            for table in ("trips", "actions", "telemetry"):
+                self._ops.append((_SHIFT.format(table=table, sessions=sessions), shift_args))
             if self._open_offset < below:
-                self._ops.append((_SHIFT_SESSION, (off - self._open_offset, self._session)))
+                shift = off - self._open_offset
+                self._ops.append(
+                    (_SHIFT_SESSION.format(sessions=sessions), {"shift": shift, "below": below})
+                )
                 self._open_offset = off
             self._stamp(wall)
             detail = (
@@ -608,16 +657,18 @@ class Ledger:
             self._observe(wall - self._clock.monotonic())
             self._stamp(wall)
             t = self._latest.get(region) if region is not None else None
-            dose = None if t is None else self._dose(t.region, tuple(t.seconds))
+            dose = None if t is None else self._dose(t.region, t.counted)
             row = (wall, self._offset, self._session, round(rate, 1), round(force_n, 2))
             extra = (int(power), region, None if dose is None else round(dose, 5))
             self._ops.append((_INSERT_TELEMETRY, (*row, *extra)))
 
-    def _dose(self, region: str, seconds: tuple[float, ...]) -> float | None:
+    def _dose(self, region: str, counted: Counted) -> float | None:
+        """The treatment's dose, by the tightest allowance it has been judged by."""
         limits = self._limits.regions.get(region)
         if limits is None:
             return None
-        return sum(s / b.max_seconds for s, b in zip(seconds, limits.bands, strict=False))
+        allowance = tightest(limits.allowance, counted.allowance)
+        return max(counted.dose_floor, dose_of(counted.contact, allowance))
 
     # -- writing ---------------------------------------------------------------------------------
     def pump(self) -> None:
@@ -703,7 +754,16 @@ class Ledger:
                 self._observe(wall - mono)
                 ops, self._ops = self._ops, []
                 rows = [
-                    _Row(t.id, t.region, t.start, t.end, tuple(t.seconds))
+                    _Row(
+                        t.id,
+                        t.region,
+                        t.start,
+                        t.end,
+                        dict(t.counted.contact),
+                        dict(t.counted.percussion),
+                        t.counted.allowance,
+                        t.counted.dose_floor,
+                    )
                     for t in self._dirty.values()
                 ]
                 self._dirty.clear()
@@ -764,17 +824,22 @@ class Ledger:
         written = 1
         conn.execute("BEGIN IMMEDIATE")
         for r in rows:
-            dose = self._dose(r.region, r.seconds)
+            counted = Counted(r.contact, r.percussion, r.allowance, r.dose_floor)
+            dose = self._dose(r.region, counted)
+            runs = None if r.allowance is None else json.dumps(compress(r.allowance))
             conn.execute(
                 _UPSERT_TREATMENT,
                 {"id": r.id, "region": r.region, "start": r.start, "end": r.end}
-                | {"dose": dose, "sid": sid},
+                | {"dose": dose, "sid": sid, "allowance": runs},
             )
-            limits = self._limits.regions.get(r.region)
             conn.executemany(
-                _UPSERT_BAND, [(r.id, i, _band_ppm(limits, i), s) for i, s in enumerate(r.seconds)]
+                _UPSERT_RATE,
+                [
+                    (r.id, bucket_top(i), r.contact.get(i, 0.0), s)
+                    for i, s in sorted(r.percussion.items())
+                ],
             )
-            written += 1 + len(r.seconds)
+            written += 1 + len(r.percussion)
         i = 0
         while i < len(ops):  # runs of one statement go in one executemany
             sql = ops[i][0]
@@ -831,19 +896,10 @@ class Ledger:
             yield self._conn
 
 
-def _seconds_by_band(bands: tuple[BandSeconds, ...]) -> list[float]:
-    """Seconds indexed by band number (a band missing from the store counts 0)."""
-    seconds: list[float] = []
-    for b in bands:
-        seconds.extend([0.0] * (b.band + 1 - len(seconds)))
-        seconds[b.band] = b.seconds
-    return seconds
-
-
-def _band_ppm(limits: RegionLimits | None, band: int) -> float | None:
-    if limits is None or band >= len(limits.bands):
-        return None
-    return float(limits.bands[band].up_to_ppm)
+def _believed_offset(sessions: list[Session]) -> float | None:
+    """Wall minus monotonic as the newest of these (same-boot) sessions last believed it."""
+    offsets = [s.clock_offset for s in sessions if s.clock_offset is not None]
+    return max(offsets) if offsets else None
 
 
 def open_ledger(

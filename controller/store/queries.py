@@ -8,6 +8,7 @@ Lists come in storage order (by id) unless a method says otherwise.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gunguard.core.dose import Counted, bucket_of, expand
 from gunguard.store.schema import StorageFault, check_store, connect, describe_error
 
 #: How long a reader waits for a lock held by the writer before it is a fault.
@@ -31,13 +33,14 @@ _NEWEST = (
     " SELECT MAX(wall) FROM actions)"
 )
 _SESSION = (
-    "SELECT id, opened_wall, newest_wall, closed_wall, config_hash, gap_s, rest_s FROM sessions"
+    "SELECT id, opened_wall, newest_wall, closed_wall, config_hash, gap_s, rest_s, boot_id,"
+    " flushed_wall, flushed_mono FROM sessions"
 )
-#: Treatments with their bands in one statement, so one snapshot even while the daemon writes.
+#: Treatments with their rates in one statement, so one snapshot even while the daemon writes.
 _TREATMENT = (
     "SELECT t.id, t.region, t.start_wall, t.end_wall, t.dose, t.start_session, t.end_session,"
-    " b.band, b.up_to_ppm, b.seconds"
-    " FROM treatments t LEFT JOIN treatment_bands b ON b.treatment_id = t.id"
+    " t.allowance, r.up_to_ppm, r.contact_s, r.percussion_s"
+    " FROM treatments t LEFT JOIN treatment_rates r ON r.treatment_id = t.id"
 )
 _TRIP = "SELECT id, wall, reason, detail, region, config_hash, cleared_wall FROM trips"
 _TELEMETRY = "SELECT wall, rate_ppm, force_n, power, region, dose FROM telemetry"
@@ -46,26 +49,44 @@ _WINDOW = "wall BETWEEN :start AND :end AND (region = :region OR region IS NULL)
 
 
 @dataclass(frozen=True, slots=True)
-class BandSeconds:
-    """Contact in one rate band of a treatment."""
+class RateSeconds:
+    """What a treatment received in one 25-ppm rate bucket (gunguard.core.dose)."""
 
-    band: int
-    up_to_ppm: float | None  # the band's upper rate when counted; None if unknown
-    seconds: float
+    up_to_ppm: float  # the bucket's top rate: what it is judged at
+    contact_s: float  # percussion with contact confirmed: the dose
+    percussion_s: float  # all percussion while armed: the backstop
 
 
 @dataclass(frozen=True, slots=True)
 class Treatment:
-    """A stored treatment; ``bands`` in band order, as stored."""
+    """A stored treatment; ``rates`` by rising rate."""
 
     id: int
     region: str
-    start_wall: float  # first counted contact
-    end_wall: float  # last counted contact
-    dose: float | None  # None: the counting config did not know the region
+    start_wall: float  # first counted percussion
+    end_wall: float  # last counted percussion
+    dose: float | None  # the highest dose it reached (None: the config did not know it)
     start_session: int
     end_session: int  # the session that last extended it
-    bands: tuple[BandSeconds, ...]
+    allowance: tuple[tuple[float, float], ...] | None  # tightest (top ppm, s) runs seen
+    rates: tuple[RateSeconds, ...]
+
+    @property
+    def contact_seconds(self) -> float:
+        return sum(r.contact_s for r in self.rates)
+
+    @property
+    def percussion_seconds(self) -> float:
+        return sum(r.percussion_s for r in self.rates)
+
+    def counted(self) -> Counted:
+        """In the core's terms, to continue it or judge it under any config."""
+        return Counted(
+            {bucket_of(r.up_to_ppm): r.contact_s for r in self.rates if r.contact_s},
+            {bucket_of(r.up_to_ppm): r.percussion_s for r in self.rates},
+            None if self.allowance is None else expand(self.allowance),
+            self.dose or 0.0,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +115,19 @@ class Session:
     config_hash: str
     gap_s: float
     rest_s: float
+    boot_id: str | None = None  # the kernel's boot id: same boot, same monotonic clock
+    flushed_wall: float | None = None  # wall and monotonic time of its last commit
+    flushed_mono: float | None = None
+
+    @property
+    def clock_offset(self) -> float | None:
+        """Wall minus monotonic time as this session last believed it."""
+        if self.flushed_wall is None or self.flushed_mono is None:
+            return None
+        return self.flushed_wall - self.flushed_mono
+
+    def same_boot(self, boot_id: str | None) -> bool:
+        return boot_id is not None and self.boot_id == boot_id
 
 
 @dataclass(slots=True)
@@ -136,38 +170,49 @@ class StoreReader:
         row = self._conn.execute(_SESSION + " ORDER BY id DESC LIMIT 1").fetchone()
         return None if row is None else Session(*row)
 
+    def boot_sessions(self, boot_id: str) -> list[Session]:
+        """Every session of one boot (one monotonic clock), oldest first."""
+        rows = self._conn.execute(_SESSION + " WHERE boot_id = ? ORDER BY id", (boot_id,))
+        return [Session(*row) for row in rows]
+
     # -- treatments -------------------------------------------------------------------------
     def treatments(self) -> list[Treatment]:
-        return self._treatments(_TREATMENT + " ORDER BY t.id, b.band", {})
+        return self._treatments(_TREATMENT + " ORDER BY t.id, r.up_to_ppm", {})
 
     def treatment(self, tid: int) -> Treatment | None:
-        found = self._treatments(_TREATMENT + " WHERE t.id = :id ORDER BY b.band", {"id": tid})
+        sql = _TREATMENT + " WHERE t.id = :id ORDER BY r.up_to_ppm"
+        found = self._treatments(sql, {"id": tid})
         return found[0] if found else None
 
     def last_treatment(self) -> Treatment | None:
         """The newest treatment of any region."""
-        sql = _TREATMENT + " WHERE t.id = (SELECT MAX(id) FROM treatments) ORDER BY b.band"
+        sql = _TREATMENT + " WHERE t.id = (SELECT MAX(id) FROM treatments) ORDER BY r.up_to_ppm"
         found = self._treatments(sql, {})
         return found[0] if found else None
 
     def latest_treatments(self) -> list[Treatment]:
         """Each region's newest treatment: the ones a new selection may continue."""
         newest = "SELECT MAX(id) FROM treatments GROUP BY region"
-        return self._treatments(f"{_TREATMENT} WHERE t.id IN ({newest}) ORDER BY t.id, b.band", {})
+        sql = f"{_TREATMENT} WHERE t.id IN ({newest}) ORDER BY t.id, r.up_to_ppm"
+        return self._treatments(sql, {})
 
     def session_treatments(self, sid: int) -> list[Treatment]:
         """The treatments a session started or extended."""
         scope = "t.start_session = :sid OR t.end_session = :sid"
-        return self._treatments(f"{_TREATMENT} WHERE {scope} ORDER BY t.id, b.band", {"sid": sid})
+        sql = f"{_TREATMENT} WHERE {scope} ORDER BY t.id, r.up_to_ppm"
+        return self._treatments(sql, {"sid": sid})
 
     def _treatments(self, sql: str, params: Mapping[str, Any]) -> list[Treatment]:
-        """Rows of :data:`_TREATMENT` (one per band, in band order) grouped by treatment."""
-        found: dict[int, tuple[tuple[Any, ...], list[BandSeconds]]] = {}
-        for *treatment, band, up_to, seconds in self._conn.execute(sql, params):
-            _, bands = found.setdefault(treatment[0], (tuple(treatment), []))
-            if band is not None:  # (a treatment without bands: one row of NULLs)
-                bands.append(BandSeconds(band, up_to, float(seconds)))
-        return [Treatment(*row, bands=tuple(bands)) for row, bands in found.values()]
+        """Rows of :data:`_TREATMENT` (one per rate, rising) grouped by treatment."""
+        found: dict[int, tuple[tuple[Any, ...], list[RateSeconds]]] = {}
+        for *treatment, allowance, up_to, contact, percussion in self._conn.execute(sql, params):
+            key = treatment[0]
+            if key not in found:
+                runs = None if allowance is None else tuple(map(tuple, json.loads(allowance)))
+                found[key] = ((*treatment, runs), [])
+            if up_to is not None:  # (a treatment without rates: one row of NULLs)
+                found[key][1].append(RateSeconds(float(up_to), float(contact), float(percussion)))
+        return [Treatment(*row, rates=tuple(rates)) for row, rates in found.values()]
 
     # -- trips ----------------------------------------------------------------------------------
     def trips(self) -> list[Trip]:

@@ -89,8 +89,32 @@ CREATE TABLE telemetry (
 );
 """
 
+#: Version 2: counted time kept with the rate it was counted at (25 ppm buckets, by their
+#: top rate), contact and percussion apart, and the tightest allowance each treatment was
+#: judged by; no longer by the band index of whatever config counted it. Version-1 band
+#: seconds move to the bucket of their band's top rate (the stricter side), as both
+#: contact and percussion; their stored dose stays as a floor.
+_V2 = """
+CREATE TABLE treatment_rates (
+    treatment_id INTEGER NOT NULL REFERENCES treatments(id),
+    up_to_ppm REAL NOT NULL,
+    contact_s REAL NOT NULL,
+    percussion_s REAL NOT NULL,
+    PRIMARY KEY (treatment_id, up_to_ppm)
+) WITHOUT ROWID;
+INSERT INTO treatment_rates (treatment_id, up_to_ppm, contact_s, percussion_s)
+    SELECT treatment_id,
+           MIN(4000.0, MAX(25.0, 25.0 * (CAST(q AS INTEGER) + (q > CAST(q AS INTEGER))))),
+           SUM(seconds), SUM(seconds)
+    FROM (SELECT treatment_id, COALESCE(up_to_ppm, 4000.0) / 25.0 AS q, seconds
+          FROM treatment_bands)
+    GROUP BY 1, 2;
+DROP TABLE treatment_bands;
+ALTER TABLE treatments ADD COLUMN allowance TEXT;
+"""
+
 #: (version, SQL): applied in order, each atomically together with its user_version.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

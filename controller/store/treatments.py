@@ -32,7 +32,6 @@ REFUSED = "refused"
 class RegionState:
     """What the store knows about a region's latest treatment (None fields: never treated)."""
 
-    seconds: tuple[float, ...] = ()  # contact seconds by band
     start: float | None = None  # wall time of its first counted contact
     last_contact: float | None = None  # wall time of its last counted contact: its end
 
@@ -46,7 +45,6 @@ class Decision:
     """What selecting a region at ``now`` would mean."""
 
     kind: Literal["same", "new", "refused"]
-    seconds: tuple[float, ...] = ()  # SAME: the seconds the treatment already has
     reason: str | None = None  # REFUSED: rest_interval | clock_untrusted
     until: float | None = None  # REFUSED: wall time from which it may be allowed
     detail: str = ""
@@ -95,7 +93,7 @@ def decide(
             ),
         )
     if now - last < gap_s:
-        return Decision(SAME, seconds=state.seconds)
+        return Decision(SAME)
     until = last + rest_s
     if now < until:
         return Decision(

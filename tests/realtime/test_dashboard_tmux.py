@@ -175,7 +175,7 @@ def test_dashboard_follows_arm_trip_reset_and_exits_on_ctrl_c(tmux, daemon):
     tmux.wait_re("w", r"> calf-right .* [0-9.]+ %\s+1:\d\d at <= 3200 ppm")
 
     select(sock, "calf-left")
-    screen = tmux.wait("w", " TRIPPED ", "overspeed: measured", "Motor power is off")
+    screen = tmux.wait("w", " TRIPPED ", "overspeed: m", "Motor power is off")
     assert "calf-left cap 2400 ppm" in screen
     assert re.search(r"\d\d:\d\d:\d\d  TRIP overspeed", screen)
 

@@ -143,7 +143,7 @@ def test_status_armed_counts_dose_and_time_left_at_the_current_band(gunguard_ben
     dose = bench.supervisor.doses()["calf-left"]
     assert calf.started and calf.band_now == 1
     assert calf.dose == round(dose.dose, 4)
-    assert calf.seconds_by_band == [round(s, 3) for s in dose.seconds]
+    assert calf.seconds_by_band == [round(s, 3) for s in dose.seconds_by_band()]
     assert calf.seconds_left == pytest.approx((1 - calf.dose) * 120.0, abs=0.01)
     assert status.regions["calf-right"].band_now is None
 

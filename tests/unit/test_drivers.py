@@ -240,10 +240,15 @@ def test_the_force_plausibility_rule(cfg):
     limits = resolve_limits(
         cfg(hardware={"force_sensor": {"zero": 0.1, "valid_min": 0.05, "valid_max": 0.95}})
     )
-    assert force_fault(0.05, limits) is None and force_fault(0.95, limits) is None
-    assert force_fault(0.0499, limits) and force_fault(0.9501, limits)
-    assert force_fault(0.01, limits) == "raw 0.0100 below valid_min 0.05: sensor open"
-    assert force_fault(0.99, limits) == "raw 0.9900 above valid_max 0.95: sensor shorted"
+    assert force_fault(0.05, 0.0, limits) is None and force_fault(0.95, 0.0, limits) is None
+    assert force_fault(0.0499, 0.0, limits) and force_fault(0.9501, 0.0, limits)
+    assert force_fault(0.01, 0.0, limits) == "raw 0.0100 below valid_min 0.05: sensor open"
+    assert force_fault(0.99, 0.0, limits) == "raw 0.9900 above valid_max 0.95: sensor shorted"
+    assert force_fault(0.5, -4.9, limits) is None  # noise around zero is not a fault
+    assert force_fault(0.5, -5.1, limits) == (
+        "reads -5.1 N (raw 0.5000): a press cannot be negative; check the calibration "
+        "(hardware.force_sensor.zero, newtons_per_unit: gunguard calibrate)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -297,9 +302,11 @@ def test_force_sensor_over_gpiozero_mcp3xxx(factory, adc, bits, spi_device, chan
         chip.values[channel] = cfg.zero + 30 / cfg.newtons_per_unit  # 30 N
         assert sensor.newtons(sensor.read_raw()) == pytest.approx(30.0, abs=300 / (1 << bits))
         chip.values[channel] = 0.0
-        assert (force_fault(sensor.read_raw(), limits) or "").endswith("sensor open")
+        raw = sensor.read_raw()
+        assert (force_fault(raw, sensor.newtons(raw), limits) or "").endswith("sensor open")
         chip.values[channel] = 1.0
-        assert (force_fault(sensor.read_raw(), limits) or "").endswith("sensor shorted")
+        raw = sensor.read_raw()
+        assert (force_fault(raw, sensor.newtons(raw), limits) or "").endswith("sensor shorted")
     finally:
         sensor.close()
         chip.close()

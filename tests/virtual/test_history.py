@@ -13,6 +13,7 @@ from bench.processes import gunguard_command
 from gunguard.config.resolve import resolve_limits
 from gunguard.config.schema import GunguardConfig
 from gunguard.core.clock import RealClock
+from gunguard.core.dose import bucket_of
 from gunguard.operator.history import FORMAT, collect
 from gunguard.sim.bench import DEFAULT_START_WALL, Bench
 from gunguard.sim.simulate import close_book, ledger_factory
@@ -52,6 +53,8 @@ TREATMENT_KEYS = {
     "contact_seconds",
     "seconds_by_band",
     "dose",
+    "percussion_seconds",
+    "seconds_by_rate",
 }
 TRIP_KEYS = {"id", "at", "reason", "detail", "region", "config_hash", "cleared_at", "latched"}
 
@@ -100,7 +103,7 @@ def test_the_json_schema_is_stable(store):
     data = collect(store, now=W0 + HOUR)
     assert set(data) == TOP
     assert data["format"] == FORMAT == "gunguard-history/1"
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["limits"] == {"rest_hours": 48.0, "treatment_gap_minutes": 30.0, "from_session": 1}
     assert data["clock"] == {
         "now": iso(W0 + HOUR),
@@ -119,7 +122,10 @@ def test_treatments_doses_and_trips(store):
     assert [t["region"] for t in (left, right, back)] == ["calf-left", "calf-right", "upper-back"]
     assert left["id"] == 1 and left["start"].startswith("2026-11-20T08:00:0")
     assert 59.0 < left["contact_seconds"] < 60.0
-    assert [b["up_to_ppm"] for b in left["seconds_by_band"]] == [2400.0, 3200.0]
+    # the guidance's bands: <= 2400 ppm, and above (None)
+    assert [b["up_to_ppm"] for b in left["seconds_by_band"]] == [2400.0, None]
+    assert [r["up_to_ppm"] for r in left["seconds_by_rate"]][-1] <= 2400.0 + 25
+    assert left["percussion_seconds"] >= left["contact_seconds"]
     assert left["dose"] == pytest.approx(left["contact_seconds"] / 300.0, abs=1e-4)
     assert back["dose"] >= 1.0
     overforce, dose = data["trips"]
@@ -220,7 +226,7 @@ def test_history_reads_while_the_daemon_writes(tmp_path):
     path = tmp_path / "history.db"
     ledger = Ledger(path, resolve_limits(CFG), RealClock())
     try:
-        ledger.add_contact("calf-left", 0, 3.0, RealClock().wall())
+        ledger.add("calf-left", bucket_of(2200), 3.0, 3.0, RealClock().wall())
         ledger.flush()
         data = collect(path)
         assert data["treatments"][0]["contact_seconds"] == 3.0

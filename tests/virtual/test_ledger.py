@@ -24,6 +24,7 @@ from bench.stores import corrupt, digest, in_private_mounts, listing, make_store
 from gunguard.config.resolve import resolve_limits
 from gunguard.config.schema import GunguardConfig
 from gunguard.core.clock import RealClock, VirtualClock
+from gunguard.core.dose import bucket_of
 from gunguard.core.events import Event
 from gunguard.sim.bench import DEFAULT_START_WALL, Bench
 from gunguard.sim.simulate import close_book, ledger_factory
@@ -32,6 +33,7 @@ from gunguard.store.ledger import Ledger, StorageFault
 from tests.waiting import wait_for
 
 CFG = GunguardConfig()
+LOW = bucket_of(2200)  # a rate bucket of the low band
 LIMITS = resolve_limits(CFG)
 REST = 48 * 3600.0
 GAP = 30 * 60.0
@@ -66,11 +68,14 @@ def rows(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 def stored_seconds(path: Path) -> list[tuple]:
-    """(treatment id, region, band, seconds) for every stored band."""
+    """(treatment id, region, band, contact seconds) by the guidance's bands (0: <= 2400
+    ppm, 1: above), summed from the stored rate buckets."""
     return rows(
         path,
-        "SELECT t.id, t.region, b.band, b.seconds FROM treatments t"
-        " JOIN treatment_bands b ON b.treatment_id = t.id ORDER BY t.id, b.band",
+        "SELECT t.id, t.region, b.band, COALESCE(SUM(r.contact_s), 0) FROM treatments t"
+        " CROSS JOIN (SELECT 0 AS band UNION ALL SELECT 1) b"
+        " LEFT JOIN treatment_rates r ON r.treatment_id = t.id AND (r.up_to_ppm > 2400) = b.band"
+        " GROUP BY t.id, b.band ORDER BY t.id, b.band",
     )
 
 
@@ -88,7 +93,7 @@ def pause(bench: Bench) -> None:
 
 
 def sup_seconds(bench: Bench, region: str = REGION) -> list[float]:
-    return bench.supervisor.doses()[region].seconds
+    return bench.supervisor.doses()[region].seconds_by_band()
 
 
 def last_contact(path: Path, region: str = REGION) -> float:
@@ -186,13 +191,13 @@ def test_a_dose_never_decreases_in_the_store(db):
     clock = VirtualClock(0.0, DEFAULT_START_WALL)
     first = Ledger(db, LIMITS, clock, background=False)
     first.on_event(Event(0.0, "region", {"region": REGION}))
-    first.add_contact(REGION, 0, 50.0, clock.wall())
+    first.add(REGION, LOW, 50.0, 50.0, clock.wall())
     first.close()
     second = Ledger(db, LIMITS, clock, background=False)
-    assert second.current_seconds(REGION, clock.wall()) == [50.0, 0.0]
+    assert second.current(REGION, clock.wall()).contact == {LOW: 50.0}
     second.on_event(Event(0.0, "region", {"region": REGION}))
-    second.add_contact(REGION, 0, 1.0, clock.wall())
-    second._latest[REGION].seconds[0] = 10.0  # a stale writer with a lower total...
+    second.add(REGION, LOW, 1.0, 1.0, clock.wall())
+    second._latest[REGION].counted.contact[LOW] = 10.0  # a stale writer with a lower total...
     second.flush()
     second.close()
     assert stored_seconds(db)[0][3] == 50.0  # ...cannot lower it: max() upserts
@@ -206,12 +211,12 @@ def test_rest_interval_refuses_and_then_allows_at_the_right_time(make_bench, db)
     treat(bench, 60.0)
     pause(bench)
     end = last_contact(db)
-    bench.restart()
+    bench.reboot()  # the Pi was off meanwhile: time passed, as the (synchronised) clock says
     step_wall_to(bench, end + GAP - 1.0)  # still inside the treatment: may continue
     assert bench.select(REGION) is None
     assert sup_seconds(bench)[0] > 59.0
     bench.select(None)
-    bench.restart()
+    bench.reboot()
     step_wall_to(bench, end + GAP)  # the treatment is over: the rest interval applies
     refusal = bench.select(REGION)
     assert refusal is not None and refusal.reason == "rest_interval"
@@ -235,7 +240,7 @@ def test_other_regions_are_not_held_by_one_regions_rest(make_bench):
     bench = make_bench()
     treat(bench, 30.0)
     pause(bench)
-    bench.restart()
+    bench.reboot()
     bench.step_wall(GAP + 60.0)
     assert bench.select(REGION).reason == "rest_interval"  # type: ignore[union-attr]
     assert bench.select("calf-right") is None
@@ -293,7 +298,7 @@ def test_a_stale_boot_clock_then_ntp_stamps_the_right_times(make_bench, db):
     bench = make_bench()
     treat(bench, 30.0)
     pause(bench)
-    bench.restart()
+    bench.reboot()
     bench.step_wall(-3 * 86400.0)  # booted with a clock three days behind
     assert bench.select(REGION).reason == "clock_untrusted"  # type: ignore[union-attr]
     treat(bench, 20.0, region="calf-right")
@@ -478,12 +483,13 @@ def test_migrations_run_in_order_atomically_and_keep_data(db):
     make_store(db)
     seconds = stored_seconds(db)
     conn = sqlite3.connect(db, isolation_level=None)
-    v2 = (2, "CREATE TABLE notes (treatment_id INTEGER, text TEXT)")
-    bad = (3, "CREATE TABLE more (x); INSERT INTO nowhere VALUES (1)")
-    assert ledger_mod.migrate(conn, db, 1, (*ledger_mod.MIGRATIONS, v2)) == 2
-    with pytest.raises(StorageFault, match="migration to schema 3 failed: no such table"):
-        ledger_mod.migrate(conn, db, 2, (*ledger_mod.MIGRATIONS, v2, bad))
-    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    now = ledger_mod.SCHEMA_VERSION
+    more = (now + 1, "CREATE TABLE notes (treatment_id INTEGER, text TEXT)")
+    bad = (now + 2, "CREATE TABLE more (x); INSERT INTO nowhere VALUES (1)")
+    assert ledger_mod.migrate(conn, db, now, (*ledger_mod.MIGRATIONS, more)) == now + 1
+    with pytest.raises(StorageFault, match=f"migration to schema {now + 2} failed: no such table"):
+        ledger_mod.migrate(conn, db, now + 1, (*ledger_mod.MIGRATIONS, more, bad))
+    assert conn.execute("PRAGMA user_version").fetchone() == (now + 1,)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
     assert "notes" in tables and "more" not in tables  # the failed one left no trace
     conn.close()
@@ -567,7 +573,7 @@ def test_a_disk_filling_up_while_running_trips_then_recovers(tmp_path):
     total = 0.0
     for _ in range(20000):  # 20 s of ticks: the WAL and telemetry need room
         clock.advance(0.001)
-        ledger.add_contact("calf-left", 0, 0.001, clock.wall())
+        ledger.add("calf-left", {LOW}, 0.001, 0.001, clock.wall())
         ledger.pump()  # what the bench does between ticks
         total += 0.001
     full = str(ledger.fault)
@@ -577,7 +583,7 @@ def test_a_disk_filling_up_while_running_trips_then_recovers(tmp_path):
     ledger.close()
     import sqlite3
     (seconds,), = sqlite3.connect("{folder}/history.db").execute(
-        "SELECT seconds FROM treatment_bands WHERE band = 0").fetchall()
+        "SELECT contact_s FROM treatment_rates WHERE up_to_ppm = 2200").fetchall()
     print(json.dumps({{"faults": faults, "full": full, "stored": stored,
                       "seconds": seconds, "total": total}}))
     """
@@ -594,10 +600,10 @@ def test_the_writer_commits_within_the_flush_interval(db):
     ledger = Ledger(db, LIMITS, clock)
     try:
         ledger.on_event(Event(clock.monotonic(), "region", {"region": REGION}))
-        ledger.add_contact(REGION, 0, 0.25, clock.wall())
+        ledger.add(REGION, LOW, 0.25, 0.25, clock.wall())
         # Nobody asks for a flush: the writer commits by itself (how soon is measured
         # by the kill soak and `make bench`, not asserted here).
-        wait_for(lambda: bool(rows(db, "SELECT 1 FROM treatment_bands")), deadline=20.0)
+        wait_for(lambda: bool(rows(db, "SELECT 1 FROM treatment_rates")), deadline=20.0)
         ledger.on_event(Event(clock.monotonic(), "trip", {"reason": "overforce", "detail": "x"}))
         wait_for(lambda: bool(rows(db, "SELECT 1 FROM trips")), deadline=20.0)
     finally:
@@ -605,7 +611,7 @@ def test_the_writer_commits_within_the_flush_interval(db):
 
 
 def test_the_hot_path_never_waits_for_the_disk(db):
-    """While a commit holds the connection (here: forever), add_contact still returns at once."""
+    """While a commit holds the connection (here: forever), add() still returns at once."""
     clock = RealClock()
     ledger = Ledger(db, LIMITS, clock)
     try:
@@ -615,11 +621,11 @@ def test_the_hot_path_never_waits_for_the_disk(db):
 
             def loop_thread() -> None:
                 for _ in range(10_000):
-                    ledger.add_contact(REGION, 0, 0.001, clock.wall())
+                    ledger.add(REGION, LOW, 0.001, 0.001, clock.wall())
                 done.set()
 
             threading.Thread(target=loop_thread, daemon=True).start()
-            assert done.wait(20.0), "add_contact blocked while the store was busy"
+            assert done.wait(20.0), "add() blocked while the store was busy"
         ledger.flush()
         assert stored_seconds(db)[0][3] == pytest.approx(10.0)
     finally:
@@ -639,7 +645,7 @@ def test_a_write_failure_calls_the_fault_handler_from_the_writer(db):
     holder = sqlite3.connect(db, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
-        ledger.add_contact(REGION, 0, 1.0, clock.wall())
+        ledger.add(REGION, LOW, 1.0, 1.0, clock.wall())
         wait_for(lambda: bool(faults))
         assert faults[0][0] == "gunguard-ledger"
         assert "database is locked" in faults[0][1]
@@ -741,7 +747,7 @@ def test_simulate_rest_interval_then_allowed(tmp_path):
           - {at: 0, region: calf-left}
           - {at: 0, gun: {ppm: 2200, force_n: 30}}
           - {at: 120, region: null}
-          - {at: 130, restart: true}
+          - {at: 130, reboot: true}
           - {at: 130, wall_clock: "+47h"}
           - {at: 131, region: calf-left}
           - {at: 140, wall_clock: "+1h"}
@@ -823,7 +829,7 @@ def test_simulate_is_deterministic(tmp_path):
 def test_a_reloaded_config_reaches_the_ledger(db):
     first = Ledger(db, LIMITS, VirtualClock(0.0, DEFAULT_START_WALL), background=False)
     first.on_event(Event(0.0, "region", {"region": REGION}))
-    first.add_contact(REGION, 0, 10.0, DEFAULT_START_WALL)
+    first.add(REGION, LOW, 10.0, 10.0, DEFAULT_START_WALL)
     first.close()
     clock = VirtualClock(0.0, DEFAULT_START_WALL + 50 * 3600.0)  # a later boot
     current = {"limits": LIMITS}
@@ -901,5 +907,32 @@ def test_a_long_running_daemon_starts_a_new_treatment_after_the_rest(make_bench)
     treat(bench, 302.0)  # the dose is used up: region_dose
     assert bench.reset()
     bench.clock.advance(49 * 3600.0)  # the daemon idles for 49 h (monotonic time passes)
-    assert bench.book.current_seconds(REGION, bench.clock.wall()) == []  # a new treatment
+    assert bench.book.current(REGION, bench.clock.wall()) is None  # a new treatment
     assert bench.select(REGION) is None
+
+
+def test_a_version_1_store_keeps_its_counted_time_by_rate(db):
+    """Band seconds of schema 1 move to the bucket of their band's top rate (the stricter
+    side) as contact and percussion; the stored dose stays a floor; nothing is lost."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    ledger_mod.migrate(conn, db, 0, ledger_mod.MIGRATIONS[:1])
+    conn.executescript(
+        "INSERT INTO sessions (id, opened_wall, opened_mono, config_hash, gap_s, rest_s)"
+        f" VALUES (1, {DEFAULT_START_WALL}, 0, 'x', 1800, 172800);"
+        "INSERT INTO treatments VALUES"
+        f" (1, 'calf-left', {DEFAULT_START_WALL}, {DEFAULT_START_WALL + 130}, 0.6, 1, 1);"
+        "INSERT INTO treatment_bands VALUES"
+        " (1, 0, 2400, 100.0), (1, 1, 3200, 30.0), (1, 2, NULL, 1);"
+    )
+    assert ledger_mod.migrate(conn, db, 1) == ledger_mod.SCHEMA_VERSION
+    conn.close()
+    assert rows(db, "SELECT up_to_ppm, contact_s, percussion_s FROM treatment_rates") == [
+        (2400.0, 100.0, 100.0),
+        (3200.0, 30.0, 30.0),
+        (4000.0, 1.0, 1.0),
+    ]
+    ledger = Ledger(db, LIMITS, VirtualClock(0.0, DEFAULT_START_WALL + 200), background=False)
+    counted = ledger.current(REGION, DEFAULT_START_WALL + 200)
+    assert counted is not None and counted.dose_floor == 0.6
+    assert sum(counted.contact.values()) == 131.0
+    ledger.close()

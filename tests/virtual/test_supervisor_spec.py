@@ -16,7 +16,7 @@ from gunguard.config import loader as configfile
 from gunguard.config.resolve import resolve_limits
 from gunguard.config.schema import ForceSensorConfig
 from gunguard.core import events
-from gunguard.core.dose import RegionDose
+from gunguard.core.dose import Counted, RegionDose, bucket_of
 from gunguard.core.plugins import Verdict
 from gunguard.sim.bench import Bench
 
@@ -212,7 +212,7 @@ def dose_at_trips(bench: Bench, region: str) -> dict[str, DoseSeen]:
     def on(event: events.Event) -> None:
         if event.kind == events.TRIP:
             d = bench.supervisor.doses()[region]
-            seen[event.fields["reason"]] = DoseSeen(d.dose, tuple(d.seconds))
+            seen[event.fields["reason"]] = DoseSeen(d.dose, tuple(d.seconds_by_band()))
 
     bench.bus.subscribe(on)
     return seen
@@ -319,14 +319,14 @@ def test_dose_survives_deselection_and_restart(bench):
     bench.run(100.0)
     bench.select(None)
     bench.run(1.0)
-    done = bench.supervisor.doses()["calf-left"].seconds[0]
+    done = bench.supervisor.doses()["calf-left"].seconds_by_band()[0]
     assert 99.0 < done < 100.0
     assert bench.select("calf-left") is None
-    assert bench.supervisor.doses()["calf-left"].seconds[0] == done
+    assert bench.supervisor.doses()["calf-left"].seconds_by_band()[0] == done
     bench.restart()  # same treatment book: a restart does not hand out a new dose
     assert not bench.power_on
     assert bench.select("calf-left") is None
-    assert bench.supervisor.doses()["calf-left"].seconds[0] == pytest.approx(done)
+    assert bench.supervisor.doses()["calf-left"].seconds_by_band()[0] == pytest.approx(done)
 
 
 def test_the_dose_warning_is_given_once_per_treatment(bench):
@@ -356,7 +356,7 @@ def test_no_dose_without_contact_or_without_percussion(bench):
 )
 def test_under_dosed_flag(seconds, under):
     region = resolve_limits(ACHILLES).regions["calf-left"]
-    dose = RegionDose(region, [seconds])
+    dose = RegionDose(region, Counted({bucket_of(2200): seconds} if seconds else {}))
     assert dose.under_dosed is under
     assert dose.summary()["under_dosed"] is under
     assert dose.dose == pytest.approx(seconds / 300)
@@ -377,16 +377,20 @@ def test_under_dosed_in_the_bench_summary(bench):
 def test_region_dose_arithmetic():
     region = resolve_limits(DEFAULT).regions["calf-left"]
     dose = RegionDose(region)
-    assert dose.add(0, 150.0) == pytest.approx(0.5)
-    assert dose.add(1, 30.0) == pytest.approx(0.75)
+    low, high = bucket_of(2400), bucket_of(2401)  # 2400 is a bucket edge
+    assert dose.add(low, 150.0, 150.0) == pytest.approx(0.5)
+    assert dose.add(high, 30.0, 60.0) == pytest.approx(0.75)
     assert dose.seconds_left() == pytest.approx(75.0)
     assert dose.summary() == {
         "contact_seconds": 180.0,
+        "percussion_seconds": 210.0,
         "dose": 0.75,
+        "backstop": round((150 / 300 + 60 / 120) / 1.5, 4),
         "seconds_by_band": [150.0, 30.0],
         "under_dosed": False,
     }
-    assert RegionDose(region, [150.0, 30.0, 99.0]).dose == pytest.approx(0.75)
+    again = RegionDose(region, dose.counted())
+    assert (again.dose, again.backstop) == pytest.approx((dose.dose, dose.backstop))
 
 
 # -- overforce -------------------------------------------------------------------------------
@@ -412,10 +416,12 @@ def test_overforce_just_over_max_trips_after_the_debounce(bench):
     bench.run(1.0)
     trip = only_trip(bench)
     assert trip.fields["reason"] == "overforce"
-    # The integrating debounce credits the whole tick the force rose in: it may trip
-    # up to one tick early (the safe side), never late.
+    # The window credits the whole tick the force rose in: it may trip up to one tick
+    # early (the safe side), never late.
     assert 1.0005 + 0.1 - TICK <= trip.t <= 1.0005 + 0.1 + 2 * TICK
-    assert trip.fields["detail"].startswith("90.3 N > calf-left max 90 N for 10")
+    assert trip.fields["detail"] == (
+        "90.3 N; above calf-left's 90 N for 100 ms within the last 1 s (force_debounce_ms 100)"
+    )
     power_off_at(bench, trip.t)
 
 
@@ -429,13 +435,27 @@ def test_overforce_debounce_boundary(bench, held_ms, trips):
     assert bench.trips() == trips
 
 
-def test_short_over_force_stints_with_longer_rests_do_not_add_up(bench):
+def test_short_over_force_stints_add_up_within_a_second(bench):
+    """60 ms bursts far above the limit, each under the debounce, less than half of the
+    time: within any second they spend well over 100 ms above it."""
     bench.run_until(1.0005)
     for _ in range(10):
         bench.gun(ppm=0, force_n=150)
         bench.run(0.06)
         bench.gun(force_n=30)
         bench.run(0.07)
+    trip = only_trip(bench)
+    assert trip.fields["reason"] == "overforce"
+    assert trip.t < 1.0005 + 0.13 + 0.06  # the second burst's 40th ms: 100 ms in the window
+
+
+def test_short_over_force_stints_a_second_apart_do_not_add_up(bench):
+    bench.run_until(1.0005)
+    for _ in range(5):
+        bench.gun(ppm=0, force_n=150)
+        bench.run(0.06)
+        bench.gun(force_n=0)  # lifted: no stall without contact
+        bench.run(1.0)
     assert bench.trips() == []
 
 
