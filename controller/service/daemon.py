@@ -35,6 +35,10 @@ from gunguard.sim.realtime import SimGunDriver
 
 log = logging.getLogger(__name__)
 
+#: At exit, how long the port stays open for the firmware to confirm STOP(shutdown)
+#: (docs/serial-protocol.md, §8.5): two of its 100 ms STATUS periods and a resend.
+SHUTDOWN_CONFIRM_S = 0.5
+
 
 class Daemon:
     """Everything ``gunguard run`` owns, with a start-up order that keeps power off."""
@@ -112,8 +116,26 @@ class Daemon:
         )
         self.transport = SerialTransport(endpoint, port, baudrate=serial.baudrate, clock=self.clock)
         self._ready_callbacks.insert(0, self.transport.start)
-        self.add_closer(self.transport.close)
+        self.add_closer(self._close_link)
         return self.transport
+
+    def _close_link(self) -> None:
+        """Closes the port only once the firmware confirmed STOP(shutdown), or after
+        :data:`SHUTDOWN_CONFIRM_S` (the GPIO cut came first and never waits for this)."""
+        transport = self.transport
+        assert transport is not None
+        if transport.confirm_stop(SHUTDOWN_CONFIRM_S):
+            log.info("gun firmware confirmed STOP(shutdown)")
+        else:
+            state = transport.state(self.clock.monotonic())
+            log.log(
+                logging.INFO if state == "down" else logging.WARNING,
+                "gun firmware did not confirm STOP(shutdown) within %.1f s (link %s); "
+                "closing the port anyway",
+                SHUTDOWN_CONFIRM_S,
+                state,
+            )
+        transport.close()
 
     def add_thread(self, thread: threading.Thread) -> None:
         self._threads.append(thread)
@@ -147,7 +169,11 @@ class Daemon:
         closers: list[Callable[[], None]] = []
         try:
             if socket_path is not None:
-                server = ControlServer(self.supervisor, socket_path, self.clock)
+                link = None
+                if self.transport is not None:
+                    transport, clock = self.transport, self.clock
+                    link = lambda: transport.describe(clock.monotonic())  # noqa: E731
+                server = ControlServer(self.supervisor, socket_path, self.clock, link=link)
                 closers.append(server.close)
                 server.open()
                 self.add_thread(server.thread)
@@ -205,7 +231,7 @@ class Daemon:
             # last trip) before the closers run; later events are delivered inline.
             self.dispatcher.stop()
             if self.guard is not None:
-                self.guard.shutdown()  # STOP(shutdown): the transport's close flushes it
+                self.guard.shutdown()  # STOP(shutdown): confirmed before the port closes
             for closer in reversed(self._closers):
                 try:
                     closer()

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from gunguard.config.schema import GunguardConfig
+from gunguard.link.serial_link import LinkEndpoint, SerialTransport
 from gunguard.operator import protocol as cp
+from gunguard.operator.client import format_status
+from gunguard.sim.firmware import SimFirmwareEndpoint
 
 
 def error_of(line: bytes | str) -> cp.RequestError:
@@ -157,6 +160,36 @@ def test_status_tripped_carries_reason_and_detail(gunguard_bench):
     assert status.trip == cp.TripInfo(
         reason="overforce", detail="95.0 N > calf-left max 90 N for 100 ms"
     )
+
+
+def test_status_link_is_null_without_a_firmware_link(gunguard_bench):
+    status = cp.build_status(gunguard_bench().supervisor)
+    assert status.link is None
+    assert '"link":null' in status.model_dump_json()
+
+
+def test_status_link_carries_state_and_every_error_counter(gunguard_bench):
+    endpoint = LinkEndpoint()
+    status_frame = bytearray(SimFirmwareEndpoint().status().encode(seq=1, ack=0))
+    status_frame[-2] = status_frame[-2] ^ 0x01 or 0x02  # a CRC error
+    endpoint.feed(bytes(status_frame), 0.0)
+    endpoint.feed(b"\x01" * 80 + b"\x00", 0.0)  # oversize
+    transport = SerialTransport(endpoint, "/dev/ttyGUN")  # never started: no port opened
+    status = cp.build_status(gunguard_bench().supervisor, lambda: transport.describe(now=0.0))
+    link = status.link
+    assert link is not None
+    assert (link.state, link.port, link.firmware_id) == ("down", "/dev/ttyGUN", None)
+    assert link.errors == {
+        "oversize": 1, "cobs": 0, "length": 0, "crc": 1, "type": 0, "version": 0, "value": 0,
+    }  # fmt: skip
+    assert (link.frames_ok, link.frames_bad, link.frames_lost) == (0, 2, 0)
+    response = cp.StatusResponse(status=status)
+    assert cp.parse_response(cp.encode(response)) == response
+    lines = format_status(status)
+    assert lines[-2:] == [
+        "  link   down on /dev/ttyGUN",
+        "         frames ok 0, bad 2 (oversize 1, crc 1), lost 0, resent 0, silences 0",
+    ]
 
 
 # -- where the socket is --------------------------------------------------------------------
