@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gunguard.config import loader as configfile
+from gunguard.link.guard import MOTOR_OFF_GRACE_S
 from gunguard.link.protocol import StopReason
 from gunguard.sim.bench import Bench
 from gunguard.sim.scenario import FirmwareStep, LinkStep
@@ -139,6 +140,53 @@ def test_firmware_drives_motor_but_tach_silent_trips_tach_stall_after_grace():
     # The rate reads as stopped 0.2 s after the last edge; then the 1 s grace.
     assert t0 + 1.0 < trip.t < t0 + 1.0 + 0.2 + 0.15
     assert "firmware drives the motor" in trip.fields["detail"]
+
+
+def test_motor_on_while_power_is_off_trips_power_state_mismatch_after_the_grace():
+    bench = make_bench()
+    arm_and_run(bench)
+    bench.firmware.drive_stuck_on = True  # its drive stays on, whatever it is told
+    t0 = bench.now
+    bench.select(None)  # gunguard's power goes off at once; the firmware drives on
+    assert not bench.power_on
+    bench.run(2.0)
+    assert bench.trips() == ["power_state_mismatch"]
+    trip = bench.first("trip", reason="power_state_mismatch")
+    # Judged every tick (1 ms) from the first tick with power off: after the grace,
+    # never before it.
+    assert t0 + MOTOR_OFF_GRACE_S < trip.t <= t0 + MOTOR_OFF_GRACE_S + 0.003
+    assert trip.fields["detail"].startswith("firmware reports its motor on (0 ppm) while ")
+    assert bench.firmware.last_stop_reason is StopReason.SENSOR_MISMATCH
+    assert bench.firmware.stop_latched and bench.firmware.cap_ppm == 0
+    assert not bench.power_on
+
+
+def test_motor_on_reports_within_the_grace_after_a_cut_are_no_fault():
+    """A firmware switches off within 20 ms and says so in its next STATUS; one that
+    lags 0.3 s (three STATUS periods) is still within the 0.5 s grace."""
+    bench = make_bench()
+    arm_and_run(bench)
+    bench.firmware.drive_stuck_on = True
+    t0 = bench.now
+    bench.select(None)
+    bench.run(0.3)
+    assert bench.firmware.status().motor_on
+    bench.firmware.drive_stuck_on = False
+    bench.run(3.0)
+    assert bench.trips() == []
+    assert bench.now > t0 + 3.0 and not bench.firmware.motor_on
+
+
+def test_the_grace_restarts_each_time_the_motor_is_reported_off():
+    bench = make_bench()
+    arm_and_run(bench)
+    bench.select(None)
+    for _ in range(5):  # 0.3 s on, 0.3 s off, five times: never 0.5 s in a row
+        bench.firmware.drive_stuck_on = True
+        bench.run(0.3)
+        bench.firmware.drive_stuck_on = False
+        bench.run(0.3)
+    assert bench.trips() == []
 
 
 def test_every_trip_sends_a_stop_to_the_firmware():
