@@ -51,7 +51,9 @@ MOTOR_OFF_GRACE_S = 0.5
 _PPP_RATIOS = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 2, 2, 3, 4)
 _RATIO_TOLERANCE = 0.04
 
-_STOP_FOR_TRIP = {
+#: The STOP reason the firmware is told for each trip (docs/serial-protocol.md, §8.6,
+#: checked by tests/unit/test_protocol_doc.py); any other trip: OTHER.
+STOP_FOR_TRIP = {
     TripReason.OVERSPEED: StopReason.RATE_LIMIT,
     TripReason.TACH_IMPLAUSIBLE: StopReason.SENSOR_FAULT,
     TripReason.REGION_DOSE: StopReason.DOSE_LIMIT,
@@ -246,7 +248,7 @@ class FirmwareGuard:
         """Make the firmware hold what ``state`` needs: the armed region's cap, or a stop."""
         if state.tripped is not None:
             reason = TripReason(state.tripped)
-            self._tell(0, 0, _STOP_FOR_TRIP.get(reason, StopReason.OTHER))
+            self._tell(0, 0, STOP_FOR_TRIP.get(reason, StopReason.OTHER))
         elif state.power_on and state.region is not None:
             region = self._sup.limits.regions.get(state.region)
             cap = int(region.cap_ppm) if region is not None else 0
