@@ -6,7 +6,7 @@ import pytest
 
 from gunguard.config import loader as configfile
 from gunguard.link.guard import MOTOR_OFF_GRACE_S
-from gunguard.link.protocol import StopReason
+from gunguard.link.protocol import REGION_CODES, StopReason
 from gunguard.sim.bench import Bench
 from gunguard.sim.scenario import FirmwareStep, LinkStep
 
@@ -226,6 +226,39 @@ def test_buttons_select_regions_and_long_press_resets():
     firmware(bench, button="previous")  # from no region, "previous" is the last allowed one
     bench.run(0.5)
     assert bench.supervisor.region == "calf-right"
+
+
+def test_gun_buttons_step_through_the_allowed_regions_without_wrapping():
+    """The one rule of the GPIO button and the gun's (core.regions.step): from no region
+    next is the first allowed region and previous the last; past either end, none."""
+    bench = make_bench()
+    bench.run(0.5)
+    firmware(bench, attachment="medium-ball")  # calf-left needs it
+    bench.run(0.3)
+    seen = []
+    for button in ("next", "next", "next", "previous", "previous", "previous"):
+        firmware(bench, button=button)
+        bench.run(0.3)
+        region = bench.supervisor.region
+        seen.append(region)
+        assert bench.power_on == (region is not None)
+        assert (bench.firmware.cap_ppm, bench.firmware.region) == (
+            (2400, REGION_CODES[region]) if region else (0, None)
+        )
+    assert seen == ["calf-left", "calf-right", None, "calf-right", "calf-left", None]
+    assert bench.trips() == []
+
+
+def test_a_gun_button_while_tripped_selects_nothing():
+    bench = make_bench()
+    arm_and_run(bench)
+    bench.gun(force_n=150)
+    bench.run(1.0)
+    assert bench.supervisor.latched is not None
+    firmware(bench, button="next")
+    bench.run(0.3)
+    assert bench.supervisor.region is None and not bench.power_on
+    assert bench.first("refused", reason="trip_latched") is not None
 
 
 def test_restart_reconnects_to_the_same_firmware():
