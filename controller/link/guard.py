@@ -101,7 +101,11 @@ class FirmwareGuard:
         self._unpowered_on_since: float | None = None
         #: What the firmware was last told to hold: (cap, region code, stop reason or None).
         self._told: tuple[int, int, StopReason | None] | None = None
+        # At start the whole wish is asserted (a firmware that kept running while
+        # gunguard restarted may still show an old warning); later only changes.
         self._tell(0, 0, StopReason.NO_REGION)
+        self._warning = WarningCode.NONE
+        link.send_warning(WarningCode.NONE)
         supervisor.add_tick_check(self.check)
         supervisor.add_admission_check(self.admit)
         supervisor.bus.subscribe(self.on_event)
@@ -240,9 +244,15 @@ class FirmwareGuard:
         if event.kind == events.WARNING and event.fields.get("reason") == (
             WarningReason.DOSE_NEAR_LIMIT
         ):
-            self._link.send_warning(WarningCode.DOSE_NEAR_LIMIT)
+            self._show(WarningCode.DOSE_NEAR_LIMIT)
         elif event.kind in (events.REGION, events.RESET):
-            self._link.send_warning(WarningCode.NONE)
+            self._show(WarningCode.NONE)
+
+    def _show(self, code: WarningCode) -> None:
+        """WARN only when the warning changes (the link repeats it until confirmed)."""
+        if code != self._warning:
+            self._warning = code
+            self._link.send_warning(code)
 
     def _sync(self, state: State, event: Event) -> None:
         """Make the firmware hold what ``state`` needs: the armed region's cap, or a stop."""
