@@ -48,10 +48,18 @@ class Daemon:
         cfg: GunguardConfig,
         *,
         simulated_gun: bool = False,
+        simulated_firmware: bool = False,
         book: Callable[[], TreatmentBook] | TreatmentBook | None = None,
     ) -> None:
         """``book`` may be a factory: it is then called once the hardware is up (power
-        off), so a failed start-up leaves no state behind."""
+        off), so a failed start-up leaves no state behind.
+
+        With ``simulated_gun`` and a ``serial:`` section, the link goes to
+        ``serial.port`` and the simulated motor follows what that firmware reports
+        (hardware in the loop), unless ``simulated_firmware`` puts the built-in
+        simulated firmware on a pty instead."""
+        if simulated_firmware and not simulated_gun:
+            raise ValueError("the simulated firmware needs the simulated gun")
         self.cfg = cfg
         self.clock = RealClock()
         self.bus = EventBus()
@@ -76,7 +84,7 @@ class Daemon:
                 book = book()
             link = None
             if cfg.serial is not None:
-                link = self._open_firmware_link(cfg.serial, simulated_gun)
+                link = self._open_firmware_link(cfg.serial, simulated_firmware)
             self.assembly: Assembly = assemble(
                 cfg, self.clock, rig, book=book, link=link, bus=self.bus
             )
@@ -102,19 +110,26 @@ class Daemon:
                 log.exception("error while abandoning the start-up: %r", closer)
         self.rig.close()
 
-    def _open_firmware_link(self, serial: SerialConfig, simulated_gun: bool) -> SerialTransport:
-        """The UART to the gun's firmware; with the simulated gun, its firmware on a pty."""
+    def _open_firmware_link(
+        self, serial: SerialConfig, simulated_firmware: bool
+    ) -> SerialTransport:
+        """The UART to the gun's firmware: ``serial.port``, or the simulated firmware on
+        a pty. With the simulated gun and a real port, the motor follows that port."""
         port = serial.port
-        if simulated_gun:
+        driver = self.sim_gun_driver
+        if simulated_firmware:
+            assert driver is not None
             self.pty_firmware = PtyFirmware(SimFirmwareEndpoint()).start()
             self.add_closer(self.pty_firmware.close)
             port = self.pty_firmware.port
-            assert self.sim_gun_driver is not None
-            self.sim_gun_driver.firmware = self.pty_firmware
+            driver.firmware = self.pty_firmware
         endpoint = LinkEndpoint(
             heartbeat_ms=serial.heartbeat_ms, heartbeat_timeout_ms=serial.heartbeat_timeout_ms
         )
         self.transport = SerialTransport(endpoint, port, baudrate=serial.baudrate, clock=self.clock)
+        if driver is not None and not simulated_firmware:
+            driver.follow = self.transport
+            log.info("hardware in the loop: the simulated motor follows the firmware on %s", port)
         self._ready_callbacks.insert(0, self.transport.start)
         self.add_closer(self._close_link)
         return self.transport
