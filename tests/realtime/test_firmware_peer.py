@@ -568,7 +568,11 @@ def test_the_deadman_stops_the_motor_of_a_frozen_pi_and_nothing_releases_it(sess
 
 def test_stop_shutdown_is_sent_and_confirmed_at_exit(session):
     frames = session.between("sigterm")
-    assert [(f.kind, f.fields) for f in frames] == [("STOP", {"reason": SHUTDOWN})]
+    assert [(f.kind, f.fields) for f in frames][-1:] == [("STOP", {"reason": SHUTDOWN})]
+    # (On a loaded machine the link may have fallen silent once more since the thaw:
+    # then a new HELLO and the trip's STOP come first, and still never a RELEASE.)
+    assert {f.kind for f in frames} <= {"HELLO", "STOP", "RATE_CAP", "WARN"}
+    assert [f.fields["reason"] for f in frames if f.kind == "STOP"][-1] == SHUTDOWN
     assert session.returncode == 0
     assert "gun firmware confirmed STOP(shutdown)" in session.stderr
     assert "did not confirm" not in session.stderr
