@@ -22,8 +22,11 @@ serial: {required: %s, heartbeat_ms: 100, heartbeat_timeout_ms: 500,
 """
 
 
-def make_bench(required: bool = True) -> Bench:
-    data, lines = configfile.parse_yaml(SERIAL_CONFIG % str(required).lower(), "serial.yaml")
+def make_bench(required: bool = True, *, minutes: float = 5.0) -> Bench:
+    text = (SERIAL_CONFIG % str(required).lower()).replace(
+        "max_minutes: 5.0, min_minutes: 2.0", f"max_minutes: {minutes}, min_minutes: 0.0"
+    )
+    data, lines = configfile.parse_yaml(text, "serial.yaml")
     return Bench(configfile.validate(data, "serial.yaml", lines), seed=3)
 
 
@@ -202,12 +205,15 @@ def test_every_trip_sends_a_stop_to_the_firmware():
 
 
 def test_dose_warning_is_shown_on_the_gun():
-    bench = make_bench()
+    bench = make_bench(minutes=0.5)  # a 30 s treatment: the warning at 27 s
     arm_and_run(bench)
-    bench.run(5 * 60 * 0.9 - bench.supervisor.doses()["calf-left"].contact_seconds + 1.0)
+    bench.run(30 * 0.9 - bench.supervisor.doses()["calf-left"].contact_seconds + 1.0)
     assert bench.first("warning", reason="dose_near_limit") is not None
     bench.run(0.5)
     assert bench.firmware.warning.name == "DOSE_NEAR_LIMIT"
+    assert bench.select("calf-right") is None  # another region: the warning is cleared
+    bench.run(0.3)
+    assert bench.firmware.warning.name == "NONE"
 
 
 def test_buttons_select_regions_and_long_press_resets():
