@@ -134,6 +134,11 @@ class Daemon:
         self.add_closer(self._close_link)
         return self.transport
 
+    def _describe_link(self) -> dict[str, Any]:
+        """The firmware link for the status payload (the control socket's thread)."""
+        assert self.transport is not None
+        return self.transport.describe(self.clock.monotonic())
+
     def _close_link(self) -> None:
         """Closes the port only once the firmware confirmed STOP(shutdown), or after
         :data:`SHUTDOWN_CONFIRM_S` (the GPIO cut came first and never waits for this)."""
@@ -184,11 +189,12 @@ class Daemon:
         closers: list[Callable[[], None]] = []
         try:
             if socket_path is not None:
-                link = None
-                if self.transport is not None:
-                    transport, clock = self.transport, self.clock
-                    link = lambda: transport.describe(clock.monotonic())  # noqa: E731
-                server = ControlServer(self.supervisor, socket_path, self.clock, link=link)
+                server = ControlServer(
+                    self.supervisor,
+                    socket_path,
+                    self.clock,
+                    link=self._describe_link if self.transport is not None else None,
+                )
                 closers.append(server.close)
                 server.open()
                 self.add_thread(server.thread)
