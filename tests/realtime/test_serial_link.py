@@ -731,6 +731,9 @@ class FakePort:
     def read(self, size: int = 1) -> bytes:
         return self._read()
 
+    def flush(self) -> None:
+        pass
+
     def close(self) -> None:
         self.closed = True
 
