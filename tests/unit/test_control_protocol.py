@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,12 @@ def test_socket_path_precedence():
     absolute = GunguardConfig(control_socket={"path": "/tmp/g.sock"})
     assert cp.socket_path(absolute, environ=env) == Path("/tmp/g.sock")
     assert cp.socket_path(absolute, override="/x/y.sock") == Path("/x/y.sock")
+
+
+def test_operator_md_documents_every_link_field():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operator.md").read_text()
+    table = text[text.index("`link` is null") : text.index("`gunguard status` shows the state")]
+    documented = set()
+    for cell in re.findall(r"^\| ([^|]+) \|", table, flags=re.M):
+        documented.update(re.findall(r"`([a-z_]+)`", cell))
+    assert documented == set(cp.LinkStatus.model_fields)
