@@ -276,6 +276,20 @@ FAULTS: tuple[Fault, ...] = (
         says="no valid frame from the firmware",
     ),
     Fault(
+        "firmware_drive_stuck_on",
+        "the gun's firmware drives its motor after gunguard's cut (firmware bug, shorted "
+        "driver): only the power switch stops it, and nothing does if the switch is "
+        "wired around",
+        "the firmware's drive output stays on, whatever it is told; then the operator stops",
+        Expect(trip=TripReason.POWER_STATE_MISMATCH),
+        "guard.py:FirmwareGuard.check: STATUS says motor on while gunguard's power has "
+        "been off for more than MOTOR_OFF_GRACE_S (0.5 s)",
+        "trip latched (power already off), STOP(sensor mismatch) and cap 0 to the firmware",
+        VIRTUAL,
+        "the cut (the operator's stop)",
+        says="firmware reports its motor on",
+    ),
+    Fault(
         "store_locked",
         "dose cannot be recorded (another process holds the store)",
         "another connection holds a write lock on history.db while treating",
@@ -676,19 +690,25 @@ def _v_loop_stall_dynamic(seed: int, workdir: Path) -> Outcome:
         return run.outcome("loop_stall_dynamic", seed)
 
 
+def _treat_with_firmware(run: VirtualRun) -> None:
+    """Handshake, arm calf-left, the user switches the gun on; 5 s of treatment."""
+    bench = run.bench
+    bench.run(0.5)  # handshake
+    bench.firmware_step(None, FirmwareStep(attachment="medium-ball"))
+    bench.run(0.3)
+    assert bench.select(REGION) is None
+    bench.gun(ppm=2200, force_n=30)
+    bench.run(0.2)
+    bench.firmware_step(None, FirmwareStep(motor="on"))
+    bench.run(4.5 + run.rng.uniform(0.0, 0.05))
+    assert bench.power_on and not bench.trips()
+
+
 def _v_link(state: str) -> Any:
     def runner(seed: int, workdir: Path) -> Outcome:
         with virtual_run(achilles(serial=SERIAL), workdir, seed) as run:
             bench = run.bench
-            bench.run(0.5)  # handshake
-            bench.firmware_step(None, FirmwareStep(attachment="medium-ball"))
-            bench.run(0.3)
-            assert bench.select(REGION) is None
-            bench.gun(ppm=2200, force_n=30)
-            bench.run(0.2)
-            bench.firmware_step(None, FirmwareStep(motor="on"))
-            bench.run(4.5 + run.rng.uniform(0.0, 0.05))
-            assert bench.power_on and not bench.trips()
+            _treat_with_firmware(run)
             bench.firmware_step(LinkStep(state=state), None)
             run.hazard()
             run.step(2.0)
@@ -696,6 +716,18 @@ def _v_link(state: str) -> Any:
             return run.outcome(f"link_{state}", seed)
 
     return runner
+
+
+def _v_drive_stuck_on(seed: int, workdir: Path) -> Outcome:
+    with virtual_run(achilles(serial=SERIAL), workdir, seed) as run:
+        _treat_with_firmware(run)
+        firmware = run.bench.firmware
+        assert firmware is not None
+        firmware.drive_stuck_on = True
+        run.bench.select(None)  # the operator stops: gunguard cuts, the firmware drives on
+        run.hazard()
+        run.step(2.0)
+        return run.outcome("firmware_drive_stuck_on", seed)
 
 
 def _v_clock(step_s: float, fault_id: str) -> Any:
@@ -1074,6 +1106,7 @@ RUNNERS: dict[str, Callable[[int, Path], Outcome]] = {
     "link_silent": _v_link("silent"),
     "link_garbage": _v_link("garbage"),
     "link_unplugged": _v_link("unplugged"),
+    "firmware_drive_stuck_on": _v_drive_stuck_on,
     "store_locked": _s_locked,
     "store_corrupt": _s_corrupt,
     "store_full": _s_full,

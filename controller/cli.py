@@ -162,6 +162,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SCENARIO",
         help="run against the simulated gun on mock pins, playing SCENARIO in real time",
     )
+    p.add_argument(
+        "--sim-firmware",
+        action="store_true",
+        help="with --sim-gun and a serial: section: the built-in simulated firmware on a pty "
+        "instead of serial.port (without it, serial.port is the gun's firmware: a real board "
+        "or another peer, and the simulated motor follows what it reports)",
+    )
     p.add_argument("--json", action="store_true", help="with --sim-gun: events as JSON lines")
     p.add_argument(
         "--db",

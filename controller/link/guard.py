@@ -51,7 +51,9 @@ MOTOR_OFF_GRACE_S = 0.5
 _PPP_RATIOS = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 2, 2, 3, 4)
 _RATIO_TOLERANCE = 0.04
 
-_STOP_FOR_TRIP = {
+#: The STOP reason the firmware is told for each trip (docs/serial-protocol.md, §8.6,
+#: checked by tests/unit/test_protocol_doc.py); any other trip: OTHER.
+STOP_FOR_TRIP = {
     TripReason.OVERSPEED: StopReason.RATE_LIMIT,
     TripReason.TACH_IMPLAUSIBLE: StopReason.SENSOR_FAULT,
     TripReason.REGION_DOSE: StopReason.DOSE_LIMIT,
@@ -99,7 +101,11 @@ class FirmwareGuard:
         self._unpowered_on_since: float | None = None
         #: What the firmware was last told to hold: (cap, region code, stop reason or None).
         self._told: tuple[int, int, StopReason | None] | None = None
+        # At start the whole wish is asserted (a firmware that kept running while
+        # gunguard restarted may still show an old warning); later only changes.
         self._tell(0, 0, StopReason.NO_REGION)
+        self._warning = WarningCode.NONE
+        link.send_warning(WarningCode.NONE)
         supervisor.add_tick_check(self.check)
         supervisor.add_admission_check(self.admit)
         supervisor.bus.subscribe(self.on_event)
@@ -238,15 +244,21 @@ class FirmwareGuard:
         if event.kind == events.WARNING and event.fields.get("reason") == (
             WarningReason.DOSE_NEAR_LIMIT
         ):
-            self._link.send_warning(WarningCode.DOSE_NEAR_LIMIT)
+            self._show(WarningCode.DOSE_NEAR_LIMIT)
         elif event.kind in (events.REGION, events.RESET):
-            self._link.send_warning(WarningCode.NONE)
+            self._show(WarningCode.NONE)
+
+    def _show(self, code: WarningCode) -> None:
+        """WARN only when the warning changes (the link repeats it until confirmed)."""
+        if code != self._warning:
+            self._warning = code
+            self._link.send_warning(code)
 
     def _sync(self, state: State, event: Event) -> None:
         """Make the firmware hold what ``state`` needs: the armed region's cap, or a stop."""
         if state.tripped is not None:
             reason = TripReason(state.tripped)
-            self._tell(0, 0, _STOP_FOR_TRIP.get(reason, StopReason.OTHER))
+            self._tell(0, 0, STOP_FOR_TRIP.get(reason, StopReason.OTHER))
         elif state.power_on and state.region is not None:
             region = self._sup.limits.regions.get(state.region)
             cap = int(region.cap_ppm) if region is not None else 0

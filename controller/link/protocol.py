@@ -67,6 +67,11 @@ def crc16_ccitt_false(data: bytes | bytearray | memoryview, crc: int = 0xFFFF) -
 # -------------------------------------------------------------------------- COBS
 
 
+#: Why a received frame is dropped (docs/serial-protocol.md, §2.2): the counters that
+#: ``gunguard status`` shows under ``link.errors``.
+DECODE_ERROR_REASONS = ("oversize", "cobs", "length", "crc", "type", "version", "value")
+
+
 class DecodeError(ValueError):
     """A frame that cannot be accepted; ``reason`` names the counter it goes to."""
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ import serial
 
 from gunguard.core.clock import Clock, RealClock
 from gunguard.link.protocol import (
+    DECODE_ERROR_REASONS,
     PROTOCOL_VERSION,
     SEQ_MODULO,
     Button,
@@ -215,11 +217,12 @@ class LinkEndpoint:
         return "ok"
 
     def counters(self) -> dict[str, int]:
-        """Snapshot of every counter, for logs and the status line."""
+        """Snapshot of every counter, for logs and the status line (always the same keys)."""
+        errors = self.decoder.errors
         return {
             "frames_ok": self.decoder.frames_ok,
             "frames_bad": self.decoder.frames_bad,
-            **{f"bad_{reason}": n for reason, n in sorted(self.decoder.errors.items())},
+            **{f"bad_{reason}": errors[reason] for reason in DECODE_ERROR_REASONS},
             "frames_sent": self.frames_sent,
             "frames_lost": self.frames_lost,
             "frames_unexpected": self.frames_unexpected,
@@ -230,6 +233,12 @@ class LinkEndpoint:
             "releases_failed": self.releases_failed,
             "buttons_dropped": self.buttons_dropped,
         }
+
+    def stop_confirmed(self) -> bool:
+        """Whether the STOP asserted now is confirmed: a STATUS whose ``ack`` covers the
+        STOP's latest transmission shows STOP_LATCHED (docs/serial-protocol.md, §8.5)."""
+        latch = self._latch
+        return latch is not None and isinstance(latch.message, Stop) and self._shown(latch)
 
     # ------------------------------------------------------- transport side
 
@@ -401,6 +410,65 @@ class LinkEndpoint:
         self._rx_seq = seq
 
 
+#: Counters that mean the line or the firmware misbehaves: each bad-frame reason, the
+#: firmware's frames lost (gaps in its ``seq``), frames of the Pi's own types (an echo or
+#: loopback) and HELLO_REPLYs of another protocol version.
+ERROR_COUNTERS = (
+    *(f"bad_{reason}" for reason in DECODE_ERROR_REASONS),
+    "frames_lost",
+    "frames_unexpected",
+    "version_mismatches",
+)
+#: At most one log line about grown error counters per this many seconds.
+ERROR_LOG_S = 10.0
+#: How often the serial thread compares the counters (cheap, but not every 10 ms).
+ERROR_CHECK_S = 1.0
+
+
+class ErrorReport:
+    """Says which link error counters grew, at most once per ``interval_s``.
+
+    Bad frames are dropped silently by design (§2.2), so without this a flaky cable or
+    a firmware bug would only show as a link that goes silent. The first growth is
+    reported at once; later growth is summed up to the next allowed line, so a noisy
+    line costs one log entry per interval, not one per frame. Pure: counters and ``now``
+    in, a line (or None) out.
+    """
+
+    def __init__(self, interval_s: float = ERROR_LOG_S) -> None:
+        self.interval_s = interval_s
+        self._reported: dict[str, int] = {}
+        self._reported_at: float | None = None
+
+    def check(self, counters: Mapping[str, int], now: float) -> tuple[str, dict[str, str]] | None:
+        """The message and its journal fields, if counters grew and a line is allowed."""
+        if self._reported_at is not None and now - self._reported_at < self.interval_s - _EPS:
+            return None
+        grown = {
+            name: counters.get(name, 0) - self._reported.get(name, 0)
+            for name in ERROR_COUNTERS
+            if counters.get(name, 0) > self._reported.get(name, 0)
+        }
+        if not grown:
+            return None
+        since = (
+            "since start"
+            if self._reported_at is None
+            else f"in the last {now - self._reported_at:.0f} s"
+        )
+        self._reported = {name: counters.get(name, 0) for name in ERROR_COUNTERS}
+        self._reported_at = now
+        growth = ", ".join(f"{name} +{n}" for name, n in grown.items())
+        totals = ", ".join(f"{name} {counters.get(name, 0)}" for name in grown)
+        text = (
+            f"gun firmware link errors {since}: {growth} (totals: {totals}; "
+            f"frames ok {counters.get('frames_ok', 0)})"
+        )
+        fields = {"GUNGUARD_EVENT": "link_errors"}
+        fields.update({f"GUNGUARD_{name.upper()}": str(n) for name, n in grown.items()})
+        return text, fields
+
+
 def _renewed(current: _Intent | None, wanted: _Intent) -> _Intent:
     """Keep the intent in progress if it already asks for the same thing."""
     if current is not None and current.message == wanted.message:
@@ -452,6 +520,7 @@ class SerialTransport:
         write_timeout_s: float = 0.5,
         backoff: Backoff | None = None,
         serial_factory: SerialFactory = serial.serial_for_url,
+        error_log_s: float = ERROR_LOG_S,
     ) -> None:
         self.endpoint = endpoint
         self.port = port
@@ -465,6 +534,8 @@ class SerialTransport:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._serial: Any = None
+        self.errors = ErrorReport(error_log_s)
+        self._next_error_check = 0.0
         self.connects = 0
         self.open_failures = 0
         self.open_failures_in_row = 0
@@ -509,6 +580,19 @@ class SerialTransport:
         )
         return counts
 
+    def describe(self, now: float) -> dict[str, Any]:
+        """The link for ``gunguard status``: state, port, firmware id and every counter,
+        from one consistent snapshot (a short lock; never waits for the port)."""
+        with self._lock:
+            endpoint = self.endpoint
+            state = endpoint.state(now)
+            firmware_id = endpoint.firmware_id
+            counts = endpoint.counters()
+        counts.update(
+            connects=self.connects, open_failures=self.open_failures, disconnects=self.disconnects
+        )
+        return {"state": state, "port": self.port, "firmware_id": firmware_id, **counts}
+
     @property
     def connected(self) -> bool:
         return self._serial is not None
@@ -521,8 +605,30 @@ class SerialTransport:
         self._thread = threading.Thread(target=self._run, name="gunguard-serial", daemon=True)
         self._thread.start()
 
+    def confirm_stop(self, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` for the firmware to confirm the STOP asserted now.
+
+        For the exit path: gunguard asserts STOP(shutdown), then waits here, so the port
+        is not closed under a STOP still on its way. Returns at once (False) when no
+        handshaken firmware could confirm it (no port, link down). Never called from the
+        control loop: it sleeps.
+        """
+        deadline = self.clock.monotonic() + timeout_s
+        while True:
+            now = self.clock.monotonic()
+            with self._lock:
+                if self.endpoint.stop_confirmed():
+                    return True
+                state = self.endpoint.state(now)
+            if state == "down" or not self.alive or now >= deadline:
+                return False
+            time.sleep(min(0.005, max(0.0, deadline - now)))
+
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the thread and close the port; returns once the thread has ended."""
+        """Stop the thread and close the port; returns once the thread has ended.
+
+        What the endpoint still has to send (a STOP asserted just before) is written and
+        drained to the wire before the port closes."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -601,6 +707,31 @@ class SerialTransport:
                 if heard is not None and heard != heard_before:
                     self.backoff.reset()  # a working connection earns a fast retry
                     heard_before = heard
+            self._report_errors()
+        self._drain(port)
+
+    def _drain(self, port: Any) -> None:
+        """Closing: whatever is due (a STOP asserted at exit) goes out, then the kernel's
+        buffer drains to the wire (tcdrain) before the port is closed."""
+        try:
+            with self._lock:
+                out = self.endpoint.outgoing(self.clock.monotonic())
+            if out:
+                port.write(out)
+            port.flush()
+        except Exception as exc:
+            log.warning("serial port %s: the last frames may be lost: %s", self.port, exc)
+
+    def _report_errors(self) -> None:
+        """Log which error counters grew, at most once per ``error_log_s`` (this thread)."""
+        now = self.clock.monotonic()
+        if now < self._next_error_check:
+            return
+        self._next_error_check = now + ERROR_CHECK_S
+        line = self.errors.check(self.counters(), now)
+        if line is not None:
+            text, fields = line
+            log.warning("%s", text, extra={"journal": fields})
 
     def _close(self, port: Any) -> None:
         self._serial = None

@@ -306,6 +306,16 @@ def format_status(status: Status) -> list[str]:
         )
     if status.not_allowed:
         lines.append(f"  not allowed: {', '.join(status.not_allowed)}")
+    link = status.link
+    if link is not None:
+        firmware = f" {link.firmware_id!r}" if link.firmware_id else ""
+        lines.append(f"  link   {link.state} on {link.port}{firmware}")
+        bad = ", ".join(f"{reason} {n}" for reason, n in link.errors.items() if n)
+        lines.append(
+            f"         frames ok {link.frames_ok}, bad {link.frames_bad}"
+            f"{f' ({bad})' if bad else ''}, lost {link.frames_lost}, "
+            f"resent {link.commands_resent}, silences {link.silences}"
+        )
     return lines
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -148,6 +148,31 @@ class TripInfo(_Response):
     detail: str
 
 
+class LinkStatus(_Response):
+    """The UART link to the gun's firmware (docs/serial-protocol.md) and its counters,
+    all since the daemon started."""
+
+    state: Literal["ok", "silent", "down"]
+    port: str
+    firmware_id: str | None
+    frames_ok: int  # valid frames from the firmware
+    frames_bad: int  # frames dropped, the sum of ``errors``
+    #: Dropped frames by reason: oversize, cobs, length, crc, type, version, value.
+    errors: dict[str, int]
+    frames_lost: int  # gaps in the firmware's sequence numbers
+    frames_unexpected: int  # valid frames of the Pi's own types (an echo, a loopback)
+    version_mismatches: int
+    silences: int  # the link went from ok to silent
+    frames_sent: int
+    commands_sent: int
+    commands_resent: int
+    releases_failed: int
+    buttons_dropped: int
+    connects: int
+    disconnects: int
+    open_failures: int
+
+
 class Status(_Response):
     t: float  # the daemon's monotonic clock
     state: Literal["idle", "armed", "tripped"]
@@ -162,6 +187,7 @@ class Status(_Response):
     limit_force_n: float  # limits.max_force_n: the bar's scale when no region is armed
     regions: dict[str, RegionStatus]
     not_allowed: list[str] = []
+    link: LinkStatus | None = None  # null: no serial: section (no firmware link)
 
 
 class StatusResponse(_Response):
@@ -323,8 +349,20 @@ def encode_request(cmd: str, **fields: Any) -> bytes:
 
 
 # -- the status payload ----------------------------------------------------------------
-def build_status(supervisor: Supervisor) -> Status:
-    """The operator's view, from one consistent snapshot plus the region limits."""
+def link_status(described: Mapping[str, Any]) -> LinkStatus:
+    """:class:`LinkStatus` from ``SerialTransport.describe()`` (``bad_*`` → ``errors``)."""
+    errors = {k[4:]: int(v) for k, v in described.items() if k.startswith("bad_")}
+    rest = {k: v for k, v in described.items() if not k.startswith("bad_")}
+    return LinkStatus.model_validate({**rest, "errors": errors})
+
+
+def build_status(
+    supervisor: Supervisor, link: Callable[[], Mapping[str, Any]] | None = None
+) -> Status:
+    """The operator's view, from one consistent snapshot plus the region limits.
+
+    ``link`` describes the firmware link (``SerialTransport.describe``), if there is one.
+    """
     from gunguard.core.dose import bucket_of  # (the daemon's side only: clients stay light)
 
     snap = supervisor.snapshot()
@@ -374,6 +412,7 @@ def build_status(supervisor: Supervisor) -> Status:
         limit_force_n=limits.max_force_n,
         regions=regions,
         not_allowed=not_allowed,
+        link=None if link is None else link_status(link()),
     )
 
 

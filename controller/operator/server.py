@@ -36,8 +36,10 @@ import stat
 import struct
 import threading
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gunguard.config.schema import GunguardConfig
 from gunguard.core.clock import Clock, RealClock
@@ -146,8 +148,12 @@ class ControlServer:
         requests_per_s: float = REQUESTS_PER_S,
         burst: float = REQUEST_BURST,
         group: str = SOCKET_GROUP,
+        link: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
+        """``link`` describes the firmware link for the status (``SerialTransport``'s
+        ``describe``; None: no link)."""
         self.supervisor = supervisor
+        self._link = link
         self.path = Path(path)
         self._clock = clock or RealClock()
         self._max_clients = max_clients
@@ -426,7 +432,7 @@ class ControlServer:
     ):
         sup = self.supervisor
         if isinstance(request, StatusRequest):
-            return StatusResponse(id=request.id, status=build_status(sup))
+            return StatusResponse(id=request.id, status=build_status(sup, self._link))
         if isinstance(request, SelectRegionRequest):
             log.info("control: select region %s (%s)", request.region, client.peer)
             refusal = sup.select_region(request.region)
@@ -480,7 +486,7 @@ class ControlServer:
         due = [c for c in self._clients.values() if c.hz is not None and c.next_due <= now]
         if not due:
             return
-        status = build_status(self.supervisor).model_dump_json().encode()
+        status = build_status(self.supervisor, self._link).model_dump_json().encode()
         for client in due:
             client.seq += 1
             self._send(

@@ -35,6 +35,10 @@ from gunguard.sim.realtime import SimGunDriver
 
 log = logging.getLogger(__name__)
 
+#: At exit, how long the port stays open for the firmware to confirm STOP(shutdown)
+#: (docs/serial-protocol.md, §8.5): two of its 100 ms STATUS periods and a resend.
+SHUTDOWN_CONFIRM_S = 0.5
+
 
 class Daemon:
     """Everything ``gunguard run`` owns, with a start-up order that keeps power off."""
@@ -44,10 +48,18 @@ class Daemon:
         cfg: GunguardConfig,
         *,
         simulated_gun: bool = False,
+        simulated_firmware: bool = False,
         book: Callable[[], TreatmentBook] | TreatmentBook | None = None,
     ) -> None:
         """``book`` may be a factory: it is then called once the hardware is up (power
-        off), so a failed start-up leaves no state behind."""
+        off), so a failed start-up leaves no state behind.
+
+        With ``simulated_gun`` and a ``serial:`` section, the link goes to
+        ``serial.port`` and the simulated motor follows what that firmware reports
+        (hardware in the loop), unless ``simulated_firmware`` puts the built-in
+        simulated firmware on a pty instead."""
+        if simulated_firmware and not simulated_gun:
+            raise ValueError("the simulated firmware needs the simulated gun")
         self.cfg = cfg
         self.clock = RealClock()
         self.bus = EventBus()
@@ -72,7 +84,7 @@ class Daemon:
                 book = book()
             link = None
             if cfg.serial is not None:
-                link = self._open_firmware_link(cfg.serial, simulated_gun)
+                link = self._open_firmware_link(cfg.serial, simulated_firmware)
             self.assembly: Assembly = assemble(
                 cfg, self.clock, rig, book=book, link=link, bus=self.bus
             )
@@ -98,22 +110,52 @@ class Daemon:
                 log.exception("error while abandoning the start-up: %r", closer)
         self.rig.close()
 
-    def _open_firmware_link(self, serial: SerialConfig, simulated_gun: bool) -> SerialTransport:
-        """The UART to the gun's firmware; with the simulated gun, its firmware on a pty."""
+    def _open_firmware_link(
+        self, serial: SerialConfig, simulated_firmware: bool
+    ) -> SerialTransport:
+        """The UART to the gun's firmware: ``serial.port``, or the simulated firmware on
+        a pty. With the simulated gun and a real port, the motor follows that port."""
         port = serial.port
-        if simulated_gun:
+        driver = self.sim_gun_driver
+        if simulated_firmware:
+            assert driver is not None
             self.pty_firmware = PtyFirmware(SimFirmwareEndpoint()).start()
             self.add_closer(self.pty_firmware.close)
             port = self.pty_firmware.port
-            assert self.sim_gun_driver is not None
-            self.sim_gun_driver.firmware = self.pty_firmware
+            driver.firmware = self.pty_firmware
         endpoint = LinkEndpoint(
             heartbeat_ms=serial.heartbeat_ms, heartbeat_timeout_ms=serial.heartbeat_timeout_ms
         )
         self.transport = SerialTransport(endpoint, port, baudrate=serial.baudrate, clock=self.clock)
+        if driver is not None and not simulated_firmware:
+            driver.follow = self.transport
+            log.info("hardware in the loop: the simulated motor follows the firmware on %s", port)
         self._ready_callbacks.insert(0, self.transport.start)
-        self.add_closer(self.transport.close)
+        self.add_closer(self._close_link)
         return self.transport
+
+    def _describe_link(self) -> dict[str, Any]:
+        """The firmware link for the status payload (the control socket's thread)."""
+        assert self.transport is not None
+        return self.transport.describe(self.clock.monotonic())
+
+    def _close_link(self) -> None:
+        """Closes the port only once the firmware confirmed STOP(shutdown), or after
+        :data:`SHUTDOWN_CONFIRM_S` (the GPIO cut came first and never waits for this)."""
+        transport = self.transport
+        assert transport is not None
+        if transport.confirm_stop(SHUTDOWN_CONFIRM_S):
+            log.info("gun firmware confirmed STOP(shutdown)")
+        else:
+            state = transport.state(self.clock.monotonic())
+            log.log(
+                logging.INFO if state == "down" else logging.WARNING,
+                "gun firmware did not confirm STOP(shutdown) within %.1f s (link %s); "
+                "closing the port anyway",
+                SHUTDOWN_CONFIRM_S,
+                state,
+            )
+        transport.close()
 
     def add_thread(self, thread: threading.Thread) -> None:
         self._threads.append(thread)
@@ -147,7 +189,12 @@ class Daemon:
         closers: list[Callable[[], None]] = []
         try:
             if socket_path is not None:
-                server = ControlServer(self.supervisor, socket_path, self.clock)
+                server = ControlServer(
+                    self.supervisor,
+                    socket_path,
+                    self.clock,
+                    link=self._describe_link if self.transport is not None else None,
+                )
                 closers.append(server.close)
                 server.open()
                 self.add_thread(server.thread)
@@ -205,7 +252,7 @@ class Daemon:
             # last trip) before the closers run; later events are delivered inline.
             self.dispatcher.stop()
             if self.guard is not None:
-                self.guard.shutdown()  # STOP(shutdown): the transport's close flushes it
+                self.guard.shutdown()  # STOP(shutdown): confirmed before the port closes
             for closer in reversed(self._closers):
                 try:
                     closer()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gunguard.config import loader as configfile
 from gunguard.config.loader import ConfigError
+from gunguard.config.schema import GunguardConfig
 from gunguard.core.clock import RealClock
 from gunguard.core.reasons import RefusalReason
 from gunguard.operator import eventfmt
@@ -18,12 +19,37 @@ from gunguard.service.daemon import Daemon
 from gunguard.service.rt import apply_realtime
 from gunguard.service.systemd import attach_systemd
 from gunguard.sim.realtime import play_live, print_events_live
-from gunguard.sim.scenario import load_scenario
+from gunguard.sim.scenario import Scenario, load_scenario
 from gunguard.store.ledger import Ledger, open_ledger
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_CONFIG, EXIT_HARDWARE = 0, configfile.EXIT_CONFIG, 3
+
+
+def firmware_choice_problems(
+    cfg: GunguardConfig, scenario: Scenario | None, sim_firmware: bool
+) -> list[str]:
+    """Why ``run`` cannot talk to the firmware it was asked to (empty: it can).
+
+    The built-in simulated firmware exists only for a simulated gun, and only when asked
+    for (``--sim-firmware``): with ``--sim-gun`` alone, ``serial.port`` is the gun's
+    firmware (hardware in the loop), so scenario steps that act on the built-in
+    firmware (``link:``, ``firmware:``) have nothing to act on.
+    """
+    problems = []
+    if sim_firmware and scenario is None:
+        problems.append("--sim-firmware needs --sim-gun (the simulated motor it drives)")
+    if sim_firmware and cfg.serial is None:
+        problems.append("--sim-firmware needs a serial: section in the config")
+    if scenario is not None and not sim_firmware:
+        steps = sorted({s.at for s in scenario.steps if s.link or s.firmware})
+        if steps:
+            problems.append(
+                f"the scenario's link:/firmware: steps (at {', '.join(f'{t:g}' for t in steps)}"
+                " s) act on the built-in simulated firmware: add --sim-firmware"
+            )
+    return problems
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +60,13 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             log.error("invalid configuration: %s", problem)
             print(f"gunguard: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    sim_firmware = bool(getattr(args, "sim_firmware", False))
+    choice = firmware_choice_problems(cfg, scenario, sim_firmware)
+    for problem in choice:
+        log.error("cannot run: %s", problem)
+        print(f"gunguard: {problem}", file=sys.stderr)
+    if choice:
         return EXIT_CONFIG
     # The treatment history, opened once the hardware is up (a failed start writes
     # nothing): a store that cannot be used is left untouched; the daemon still starts
@@ -58,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
         return ledger
 
     try:
-        daemon = Daemon(cfg, simulated_gun=scenario is not None, book=open_book)
+        daemon = Daemon(
+            cfg, simulated_gun=scenario is not None, simulated_firmware=sim_firmware, book=open_book
+        )
     except Exception as exc:
         for ledger in opened:
             ledger.close()

@@ -90,6 +90,9 @@ class SimFirmwareEndpoint:
         self.battery_pct = battery_pct
         self.temperature_tenths_c = temperature_tenths_c
         self._motor_on = False
+        #: Fault: the drive output stays on whatever the Pi says (a firmware bug, a
+        #: shorted driver). STATUS keeps reporting the motor on after STOP or cap 0.
+        self.drive_stuck_on = False
 
         # What the Pi told it. At power-on: latched, cap 0 (the motor cannot run).
         self.stop_latched = True
@@ -138,8 +141,9 @@ class SimFirmwareEndpoint:
     @property
     def motor_on(self) -> bool:
         """Whether the motor runs. Switching it on is refused while latched or capped
-        at 0, and a stop switches it off: RELEASE alone never restarts the motor."""
-        return self._motor_on
+        at 0, and a stop switches it off: RELEASE alone never restarts the motor.
+        With :attr:`drive_stuck_on` it is on whatever happened."""
+        return self._motor_on or self.drive_stuck_on
 
     @motor_on.setter
     def motor_on(self, on: bool) -> None:
@@ -153,7 +157,7 @@ class SimFirmwareEndpoint:
     @property
     def output_ppm(self) -> int:
         """The rate the motor actually runs at (and the firmware reports)."""
-        return round(min(self.reported_ppm, self.cap_ppm)) if self._motor_on else 0
+        return round(min(self.reported_ppm, self.cap_ppm)) if self.motor_on else 0
 
     def press(self, button: ButtonId, kind: PressKind = PressKind.SHORT) -> None:
         """Report a button press to the Pi (buttons do not act on the toy motor).
@@ -168,10 +172,10 @@ class SimFirmwareEndpoint:
             flags |= StatusFlags.STOP_LATCHED
         if self.deadman_tripped:
             flags |= StatusFlags.DEADMAN
-        if self._motor_on and self.reported_ppm > self.cap_ppm:
+        if self.motor_on and self.reported_ppm > self.cap_ppm:
             flags |= StatusFlags.CAP_CLAMPED
         return Status(
-            motor_on=self._motor_on,
+            motor_on=self.motor_on,
             speed_level=self.speed_level,
             reported_ppm=self.output_ppm,
             cap_ppm=self.cap_ppm,

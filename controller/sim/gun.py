@@ -70,6 +70,10 @@ class SimulatedGun:
         #: What the gun's own firmware allows (with a serial link): motor on, rate cap.
         self.firmware_motor_on = True
         self.firmware_cap_ppm = math.inf
+        #: Hardware in the loop: the rate a real firmware measures; the motor turns at
+        #: it (while powered and driven) instead of at :attr:`set_ppm`, without a ramp
+        #: of its own (the real motor's ramp is in the reports). None: the model.
+        self.firmware_ppm: float | None = None
         self._last_update = start
         self._next_pulse = math.inf
         self._release_at = math.inf
@@ -125,6 +129,10 @@ class SimulatedGun:
         if dt <= 0.0:
             return
         running = self.firmware_motor_on and self.powered(now)
+        if self.firmware_ppm is not None:
+            rate = self.firmware_ppm if running else 0.0
+            self.rate_ppm = rate if rate >= MIN_RUNNING_PPM else 0.0
+            return
         target = min(self.set_ppm, self.firmware_cap_ppm) if running else 0.0
         rate = self.rate_ppm
         if rate < target:

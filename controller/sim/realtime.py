@@ -20,6 +20,7 @@ from gunguard.core.events import Event, EventBus
 from gunguard.core.loop import RealtimeLoop
 from gunguard.core.plugins import Reset, Select
 from gunguard.core.supervisor import Supervisor
+from gunguard.link.serial_link import FirmwareStatus
 from gunguard.operator import eventfmt
 from gunguard.sim.actions import NotInRealTime, check_faults
 from gunguard.sim.firmware import PtyFirmware, apply_firmware_step
@@ -29,6 +30,18 @@ from gunguard.sim.scenario import Scenario, apply_step
 log = logging.getLogger(__name__)
 
 SIM_GUN_PERIOD_S = 0.0005
+#: Hardware in the loop: how often the motor reads the firmware's latest STATUS (which
+#: comes every 100 ms; reading it takes the serial transport's lock).
+FOLLOW_PERIOD_S = 0.005
+
+
+class FollowedLink(Protocol):
+    """What the simulated motor reads of the link to a real firmware (a SerialTransport)."""
+
+    @property
+    def latest_status(self) -> FirmwareStatus | None: ...
+
+    def state(self, now: float) -> str: ...
 
 
 class SimGunDriver(threading.Thread):
@@ -37,6 +50,11 @@ class SimGunDriver(threading.Thread):
     With a simulated firmware on a pty, it also couples the two the way the real gun
     is coupled: the motor runs only when the firmware drives it, within its cap, and
     the firmware reports the motor's true rate unless a scenario makes it lie.
+
+    With :attr:`follow` (hardware in the loop: the firmware is a real board, or any
+    peer, on ``serial.port``) the motor instead does what that firmware's STATUS says:
+    it turns at ``reported_ppm`` while ``motor_on`` and gunguard's power is on, and
+    stands still otherwise (also while the link is not ``ok``).
     """
 
     def __init__(
@@ -45,12 +63,14 @@ class SimGunDriver(threading.Thread):
         clock: Clock,
         stop: threading.Event,
         firmware: PtyFirmware | None = None,
+        follow: FollowedLink | None = None,
     ) -> None:
         super().__init__(name="gunguard-sim-gun", daemon=True)
         self.gun = gun
         self._clock = clock
         self._stopping = stop
         self.firmware = firmware
+        self.follow = follow
         self.reported_ppm_override: float | None = None
 
     def set_reported_ppm(self, ppm: float | None) -> None:
@@ -58,8 +78,10 @@ class SimGunDriver(threading.Thread):
         self.reported_ppm_override = ppm
 
     def run(self) -> None:
-        gun, firmware = self.gun, self.firmware
+        gun, firmware, follow = self.gun, self.firmware, self.follow
+        next_follow = 0.0
         while not self._stopping.is_set():
+            now = self._clock.monotonic()
             if firmware is not None:
                 with firmware.lock:
                     sim = firmware.sim
@@ -67,8 +89,18 @@ class SimGunDriver(threading.Thread):
                     gun.firmware_cap_ppm = sim.cap_ppm
                     override = self.reported_ppm_override
                     sim.reported_ppm = round(gun.rate_ppm if override is None else override)
-            gun.advance(self._clock.monotonic())
+            elif follow is not None and now >= next_follow:
+                next_follow = now + FOLLOW_PERIOD_S
+                self._follow(follow, now)
+            gun.advance(now)
             time.sleep(SIM_GUN_PERIOD_S)
+
+    def _follow(self, link: FollowedLink, now: float) -> None:
+        """The motor does what the firmware's latest STATUS says (hardware in the loop)."""
+        latest = link.latest_status
+        running = latest is not None and link.state(now) == "ok" and latest.status.motor_on
+        self.gun.firmware_motor_on = running
+        self.gun.firmware_ppm = float(latest.status.reported_ppm) if running and latest else 0.0
 
 
 class LiveDaemon(Protocol):
@@ -128,7 +160,9 @@ class LiveActions:
     def firmware_step(self, link: Any, firmware: Any) -> None:
         pty = self._driver.firmware
         if pty is None:
-            raise ValueError("link/firmware steps need the simulated firmware (serial: section)")
+            raise ValueError(
+                "link/firmware steps need the built-in simulated firmware (--sim-firmware)"
+            )
         if link is not None and link.state == "unplugged":
             pty.unplug()
         with pty.lock:

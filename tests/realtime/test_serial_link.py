@@ -3,6 +3,7 @@ timings, no sleeps), then real time through pyserial on a pseudo-terminal."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +41,7 @@ from gunguard.link.serial_link import (
     SerialTransport,
 )
 from gunguard.sim.firmware import PtyFirmware, SimFirmwareEndpoint
-from tests.waiting import wait_for
+from tests.waiting import DEADLINE_S, wait_for
 
 STEP = 0.01
 
@@ -288,6 +289,23 @@ def test_lost_stop_is_sent_again_after_retry_ms():
     assert wire.sent_to_gun(Stop, since=t) == [pytest.approx(t + 0.21)]
     assert wire.fw.stop_latched and wire.fw.stops_received == 1
     assert wire.pi.commands_resent == 1
+
+
+def test_stop_confirmation_waits_for_a_status_that_shows_the_latch():
+    """What the daemon waits for at exit (§8.5): a STATUS acking the STOP, latched."""
+    wire = Wire()
+    wire.running()
+    wire.lose_to_gun = Lose(wire, Stop, count=1)
+    t = wire.now
+    wire.pi.send_stop(StopReason.SHUTDOWN)
+    assert not wire.pi.stop_confirmed()
+    wire.run_until(t + 0.2)  # STATUSes arrive, acking later frames, but not latched
+    assert not wire.fw.stop_latched and not wire.pi.stop_confirmed()
+    wire.run_until(t + 0.22)  # the resend at 200 ms is obeyed and echoed at once
+    assert wire.fw.last_stop_reason is StopReason.SHUTDOWN
+    assert wire.pi.stop_confirmed()
+    wire.pi.send_release()
+    assert not wire.pi.stop_confirmed(), "a RELEASE replaces the STOP"
 
 
 def test_stop_is_reasserted_if_the_firmware_unlatches_on_its_own():
@@ -588,6 +606,101 @@ def test_pty_link_through_pyserial(pty_gun):
     assert not transport.alive
 
 
+def _handshaken(gun: PtyFirmware) -> SerialTransport:
+    transport = SerialTransport(LinkEndpoint(), gun.port, backoff=Backoff(0.05, 0.2))
+    transport.start()
+    wait_for(lambda: transport.state(time.monotonic()) == "ok", "the handshake")
+    return transport
+
+
+def _sim(gun: PtyFirmware, read: Callable[[SimFirmwareEndpoint], object]) -> object:
+    with gun.lock:
+        return read(gun.sim)
+
+
+def test_shutdown_stop_is_confirmed_by_the_firmware_before_the_port_closes(pty_gun):
+    transport = _handshaken(pty_gun)
+    try:
+        transport.send_rate_cap(2400, 1)
+        transport.send_release()
+        wait_for(lambda: _sim(pty_gun, lambda s: not s.stop_latched), "the release")
+        with pty_gun.lock:
+            pty_gun.sim.motor_on = True
+        # What FirmwareGuard.shutdown asserts at exit; the daemon then waits (bounded).
+        transport.send_stop(StopReason.SHUTDOWN)
+        transport.send_rate_cap(0)
+        assert transport.confirm_stop(DEADLINE_S)
+        with pty_gun.lock:
+            sim = pty_gun.sim
+            assert sim.last_stop_reason is StopReason.SHUTDOWN
+            assert sim.stop_latched and not sim.motor_on
+        status = transport.latest_status
+        assert status is not None and status.status.stop_latched
+    finally:
+        transport.close()
+
+
+def test_an_unconfirmed_shutdown_stop_waits_only_its_bound_and_is_still_sent(pty_gun):
+    transport = _handshaken(pty_gun)
+    try:
+        with pty_gun.lock:
+            pty_gun.sim.link_mode = "silent"  # hears everything, answers nothing
+        transport.send_stop(StopReason.SHUTDOWN)
+        started = time.monotonic()
+        assert not transport.confirm_stop(0.3)
+        assert time.monotonic() - started >= 0.3
+        wait_for(
+            lambda: _sim(pty_gun, lambda s: s.last_stop_reason is StopReason.SHUTDOWN),
+            "the unconfirmed STOP to reach the firmware all the same",
+        )
+    finally:
+        transport.close()
+
+
+def test_a_stop_asserted_just_before_close_is_written_before_the_port_closes(pty_gun):
+    transport = _handshaken(pty_gun)
+    transport.send_stop(StopReason.SHUTDOWN)
+    transport.close()
+    assert not transport.alive
+    wait_for(
+        lambda: _sim(pty_gun, lambda s: s.last_stop_reason is StopReason.SHUTDOWN),
+        "the STOP drained to the wire at close",
+    )
+
+
+def test_transport_logs_which_error_counters_grew(pty_gun, caplog):
+    caplog.set_level(logging.WARNING, logger="gunguard.link.serial_link")
+    transport = _handshaken(pty_gun)
+    try:
+        with pty_gun.lock:
+            pty_gun.sim.link_mode = "garbage"
+
+        def reported() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if "gun firmware link errors" in r.getMessage()]
+
+        (record, *_) = wait_for(reported, "a line about the grown error counters")
+        assert record.journal["GUNGUARD_EVENT"] == "link_errors"  # type: ignore[attr-defined]
+        counts = transport.counters()
+        assert counts["frames_bad"] > 0
+        assert counts["frames_bad"] == sum(counts[k] for k in counts if k.startswith("bad_"))
+    finally:
+        transport.close()
+
+
+def test_confirm_stop_returns_at_once_without_a_link(tmp_path):
+    transport = SerialTransport(
+        LinkEndpoint(), str(tmp_path / "nothing"), backoff=Backoff(initial=0.01, maximum=0.05)
+    )
+    transport.start()
+    try:
+        transport.send_stop(StopReason.SHUTDOWN)
+        started = time.monotonic()
+        assert not transport.confirm_stop(DEADLINE_S)
+        assert time.monotonic() - started < DEADLINE_S / 2
+    finally:
+        transport.close()
+
+
 def test_transport_retries_a_missing_port_and_closes_promptly(tmp_path):
     transport = SerialTransport(
         LinkEndpoint(), str(tmp_path / "nothing"), backoff=Backoff(initial=0.01, maximum=0.05)
@@ -617,6 +730,9 @@ class FakePort:
 
     def read(self, size: int = 1) -> bytes:
         return self._read()
+
+    def flush(self) -> None:
+        pass
 
     def close(self) -> None:
         self.closed = True

@@ -7,7 +7,9 @@ how fast this machine is.
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -218,3 +220,38 @@ def test_a_watchdog_abort_dumps_every_threads_stack(tmp_path, notify):
     assert len(threads) >= 3  # the loop, the dispatcher, the logger, the sim gun, ...
     assert any("most recent call first" in line for line in threads)
     assert any(line.strip().startswith('File "') for line in err.splitlines())
+
+
+def test_sim_firmware_runs_the_built_in_firmware_on_a_pty_not_serial_port(tmp_path):
+    """``--sim-firmware``: the scenario's firmware steps act on the built-in simulated
+    firmware; ``serial.port`` (a device that does not exist here) is never opened."""
+    config = tmp_path / "cfg.yaml"
+    config.write_text(
+        "hardware: {pin_factory: mock}\n"
+        "loop: {rate_hz: 250, max_loop_gap_ms: 100}\n"
+        "regions: {calf-left: {max_ppm: 2400, attachment: medium-ball}}\n"
+        "serial: {port: /dev/ttyGUN-NOT-HERE, required: true}\n"
+    )
+    scenario = write_scenario(
+        tmp_path / "s.yaml",
+        "{at: 0.1, firmware: {attachment: medium-ball}}",
+        "{at: 0.4, region: calf-left}",
+        "{at: 0.4, gun: {ppm: 2000, force_n: 20}}",
+        "{at: 0.5, firmware: {motor: 'on'}}",
+        duration=1.2,
+    )
+    proc = subprocess.run(
+        [*gunguard_command(), "run", "--config", str(config), "--sim-gun", str(scenario),
+         "--sim-firmware", "--json"],
+        capture_output=True, text=True, timeout=DEADLINE_S, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert not [e for e in events if e["event"] in ("trip", "refused")], proc.stdout
+    kinds = [(e["event"], e.get("state") or e.get("region") or e.get("on")) for e in events]
+    assert ("link", "ok") in kinds and ("region", "calf-left") in kinds
+    assert "ttyGUN-NOT-HERE" not in proc.stderr
+    assert "gun firmware confirmed STOP(shutdown)" in proc.stderr
+    # The built-in firmware drove the simulated motor: contact was counted.
+    (contact,) = re.findall(r"calf-left +contact +([0-9.]+) s", proc.stdout)
+    assert float(contact) > 0.0

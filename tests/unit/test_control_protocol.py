@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from gunguard.config.schema import GunguardConfig
+from gunguard.link.serial_link import LinkEndpoint, SerialTransport
 from gunguard.operator import protocol as cp
+from gunguard.operator.client import format_status
+from gunguard.sim.firmware import SimFirmwareEndpoint
 
 
 def error_of(line: bytes | str) -> cp.RequestError:
@@ -159,6 +163,36 @@ def test_status_tripped_carries_reason_and_detail(gunguard_bench):
     )
 
 
+def test_status_link_is_null_without_a_firmware_link(gunguard_bench):
+    status = cp.build_status(gunguard_bench().supervisor)
+    assert status.link is None
+    assert '"link":null' in status.model_dump_json()
+
+
+def test_status_link_carries_state_and_every_error_counter(gunguard_bench):
+    endpoint = LinkEndpoint()
+    status_frame = bytearray(SimFirmwareEndpoint().status().encode(seq=1, ack=0))
+    status_frame[-2] = status_frame[-2] ^ 0x01 or 0x02  # a CRC error
+    endpoint.feed(bytes(status_frame), 0.0)
+    endpoint.feed(b"\x01" * 80 + b"\x00", 0.0)  # oversize
+    transport = SerialTransport(endpoint, "/dev/ttyGUN")  # never started: no port opened
+    status = cp.build_status(gunguard_bench().supervisor, lambda: transport.describe(now=0.0))
+    link = status.link
+    assert link is not None
+    assert (link.state, link.port, link.firmware_id) == ("down", "/dev/ttyGUN", None)
+    assert link.errors == {
+        "oversize": 1, "cobs": 0, "length": 0, "crc": 1, "type": 0, "version": 0, "value": 0,
+    }  # fmt: skip
+    assert (link.frames_ok, link.frames_bad, link.frames_lost) == (0, 2, 0)
+    response = cp.StatusResponse(status=status)
+    assert cp.parse_response(cp.encode(response)) == response
+    lines = format_status(status)
+    assert lines[-2:] == [
+        "  link   down on /dev/ttyGUN",
+        "         frames ok 0, bad 2 (oversize 1, crc 1), lost 0, resent 0, silences 0",
+    ]
+
+
 # -- where the socket is --------------------------------------------------------------------
 def test_socket_path_precedence():
     env = {"RUNTIME_DIRECTORY": "/run/gunguard-x:/run/other"}
@@ -169,3 +203,12 @@ def test_socket_path_precedence():
     absolute = GunguardConfig(control_socket={"path": "/tmp/g.sock"})
     assert cp.socket_path(absolute, environ=env) == Path("/tmp/g.sock")
     assert cp.socket_path(absolute, override="/x/y.sock") == Path("/x/y.sock")
+
+
+def test_operator_md_documents_every_link_field():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operator.md").read_text()
+    table = text[text.index("`link` is null") : text.index("`gunguard status` shows the state")]
+    documented = set()
+    for cell in re.findall(r"^\| ([^|]+) \|", table, flags=re.M):
+        documented.update(re.findall(r"`([a-z_]+)`", cell))
+    assert documented == set(cp.LinkStatus.model_fields)

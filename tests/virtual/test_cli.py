@@ -193,3 +193,35 @@ def test_schema_is_the_configs_json_schema(capsys):
         assert body is None or isinstance(body, dict | list | tuple)
     channel = schema["$defs"]["ForceSensorConfig"]["properties"]["channel"]
     assert (channel["minimum"], channel["maximum"]) == (0, 7)
+
+
+# -- which firmware `gunguard run` talks to ---------------------------------------------------
+SERIAL_CFG = "hardware: {pin_factory: mock}\nserial: {port: /dev/ttyNOWHERE}\n"
+PLAIN_CFG = "hardware: {pin_factory: mock}\n"
+SCENARIO = "duration: 1\nsteps:\n  - {at: 0.5, firmware: {motor: 'on'}}\n"
+
+
+@pytest.mark.parametrize(
+    ("config", "scenario", "flags", "problem"),
+    [
+        (SERIAL_CFG, None, ["--sim-firmware"], "--sim-firmware needs --sim-gun"),
+        (PLAIN_CFG, "duration: 1\nsteps: []\n", ["--sim-firmware"], "needs a serial: section"),
+        (
+            SERIAL_CFG,
+            SCENARIO,
+            [],
+            "the scenario's link:/firmware: steps (at 0.5 s) act on the built-in simulated "
+            "firmware: add --sim-firmware",
+        ),
+    ],
+)
+def test_run_refuses_a_firmware_it_cannot_have(capsys, tmp_path, config, scenario, flags, problem):
+    """Checked before anything starts: exit 2 (systemd's RestartPreventExitStatus)."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(config)
+    args = ["run", "--config", str(cfg), *flags]
+    if scenario is not None:
+        (tmp_path / "s.yaml").write_text(scenario)
+        args += ["--sim-gun", str(tmp_path / "s.yaml")]
+    assert main(args) == 2
+    assert problem in capsys.readouterr().err

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gunguard.config import loader as configfile
-from gunguard.link.protocol import StopReason
+from gunguard.link.guard import MOTOR_OFF_GRACE_S
+from gunguard.link.protocol import REGION_CODES, StopReason
 from gunguard.sim.bench import Bench
 from gunguard.sim.scenario import FirmwareStep, LinkStep
 
@@ -21,8 +22,11 @@ serial: {required: %s, heartbeat_ms: 100, heartbeat_timeout_ms: 500,
 """
 
 
-def make_bench(required: bool = True) -> Bench:
-    data, lines = configfile.parse_yaml(SERIAL_CONFIG % str(required).lower(), "serial.yaml")
+def make_bench(required: bool = True, *, minutes: float = 5.0) -> Bench:
+    text = (SERIAL_CONFIG % str(required).lower()).replace(
+        "max_minutes: 5.0, min_minutes: 2.0", f"max_minutes: {minutes}, min_minutes: 0.0"
+    )
+    data, lines = configfile.parse_yaml(text, "serial.yaml")
     return Bench(configfile.validate(data, "serial.yaml", lines), seed=3)
 
 
@@ -141,6 +145,53 @@ def test_firmware_drives_motor_but_tach_silent_trips_tach_stall_after_grace():
     assert "firmware drives the motor" in trip.fields["detail"]
 
 
+def test_motor_on_while_power_is_off_trips_power_state_mismatch_after_the_grace():
+    bench = make_bench()
+    arm_and_run(bench)
+    bench.firmware.drive_stuck_on = True  # its drive stays on, whatever it is told
+    t0 = bench.now
+    bench.select(None)  # gunguard's power goes off at once; the firmware drives on
+    assert not bench.power_on
+    bench.run(2.0)
+    assert bench.trips() == ["power_state_mismatch"]
+    trip = bench.first("trip", reason="power_state_mismatch")
+    # Judged every tick (1 ms) from the first tick with power off: after the grace,
+    # never before it.
+    assert t0 + MOTOR_OFF_GRACE_S < trip.t <= t0 + MOTOR_OFF_GRACE_S + 0.003
+    assert trip.fields["detail"].startswith("firmware reports its motor on (0 ppm) while ")
+    assert bench.firmware.last_stop_reason is StopReason.SENSOR_MISMATCH
+    assert bench.firmware.stop_latched and bench.firmware.cap_ppm == 0
+    assert not bench.power_on
+
+
+def test_motor_on_reports_within_the_grace_after_a_cut_are_no_fault():
+    """A firmware switches off within 20 ms and says so in its next STATUS; one that
+    lags 0.3 s (three STATUS periods) is still within the 0.5 s grace."""
+    bench = make_bench()
+    arm_and_run(bench)
+    bench.firmware.drive_stuck_on = True
+    t0 = bench.now
+    bench.select(None)
+    bench.run(0.3)
+    assert bench.firmware.status().motor_on
+    bench.firmware.drive_stuck_on = False
+    bench.run(3.0)
+    assert bench.trips() == []
+    assert bench.now > t0 + 3.0 and not bench.firmware.motor_on
+
+
+def test_the_grace_restarts_each_time_the_motor_is_reported_off():
+    bench = make_bench()
+    arm_and_run(bench)
+    bench.select(None)
+    for _ in range(5):  # 0.3 s on, 0.3 s off, five times: never 0.5 s in a row
+        bench.firmware.drive_stuck_on = True
+        bench.run(0.3)
+        bench.firmware.drive_stuck_on = False
+        bench.run(0.3)
+    assert bench.trips() == []
+
+
 def test_every_trip_sends_a_stop_to_the_firmware():
     bench = make_bench()
     arm_and_run(bench)
@@ -154,12 +205,15 @@ def test_every_trip_sends_a_stop_to_the_firmware():
 
 
 def test_dose_warning_is_shown_on_the_gun():
-    bench = make_bench()
+    bench = make_bench(minutes=0.5)  # a 30 s treatment: the warning at 27 s
     arm_and_run(bench)
-    bench.run(5 * 60 * 0.9 - bench.supervisor.doses()["calf-left"].contact_seconds + 1.0)
+    bench.run(30 * 0.9 - bench.supervisor.doses()["calf-left"].contact_seconds + 1.0)
     assert bench.first("warning", reason="dose_near_limit") is not None
     bench.run(0.5)
     assert bench.firmware.warning.name == "DOSE_NEAR_LIMIT"
+    assert bench.select("calf-right") is None  # another region: the warning is cleared
+    bench.run(0.3)
+    assert bench.firmware.warning.name == "NONE"
 
 
 def test_buttons_select_regions_and_long_press_resets():
@@ -178,6 +232,39 @@ def test_buttons_select_regions_and_long_press_resets():
     firmware(bench, button="previous")  # from no region, "previous" is the last allowed one
     bench.run(0.5)
     assert bench.supervisor.region == "calf-right"
+
+
+def test_gun_buttons_step_through_the_allowed_regions_without_wrapping():
+    """The one rule of the GPIO button and the gun's (core.regions.step): from no region
+    next is the first allowed region and previous the last; past either end, none."""
+    bench = make_bench()
+    bench.run(0.5)
+    firmware(bench, attachment="medium-ball")  # calf-left needs it
+    bench.run(0.3)
+    seen = []
+    for button in ("next", "next", "next", "previous", "previous", "previous"):
+        firmware(bench, button=button)
+        bench.run(0.3)
+        region = bench.supervisor.region
+        seen.append(region)
+        assert bench.power_on == (region is not None)
+        assert (bench.firmware.cap_ppm, bench.firmware.region) == (
+            (2400, REGION_CODES[region]) if region else (0, None)
+        )
+    assert seen == ["calf-left", "calf-right", None, "calf-right", "calf-left", None]
+    assert bench.trips() == []
+
+
+def test_a_gun_button_while_tripped_selects_nothing():
+    bench = make_bench()
+    arm_and_run(bench)
+    bench.gun(force_n=150)
+    bench.run(1.0)
+    assert bench.supervisor.latched is not None
+    firmware(bench, button="next")
+    bench.run(0.3)
+    assert bench.supervisor.region is None and not bench.power_on
+    assert bench.first("refused", reason="trip_latched") is not None
 
 
 def test_restart_reconnects_to_the_same_firmware():
