@@ -18,10 +18,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gunguard.config.schema import GunguardConfig, Problem, ceiling_problems
+from gunguard.config.schema import GunguardConfig, Problem, ceiling_problems, config_warnings
+from gunguard.core.exits import Exit
 
 #: Exit status for an invalid config or scenario (systemd's RestartPreventExitStatus).
-EXIT_CONFIG = 2
+EXIT_CONFIG = Exit.CONFIG
 
 
 def format_path(path: tuple[str | int, ...]) -> str:
@@ -50,6 +51,8 @@ class LocatedProblem:
 
 
 _MISSING = object()
+#: A problem's value when there is none to show (a missing file, a syntax error).
+MISSING = _MISSING
 
 
 class ConfigError(Exception):
@@ -58,6 +61,18 @@ class ConfigError(Exception):
     def __init__(self, problems: list[LocatedProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+def error_lines(exc: ConfigError, what: str = "configuration") -> list[str]:
+    """The one printed form of an invalid file: a headline, then each problem once."""
+    return [
+        f"gunguard: invalid {what} ({len(exc.problems)} problem(s)):",
+        *(f"  {problem}" for problem in exc.problems),
+    ]
+
+
+def warning_lines(warnings: list[LocatedProblem]) -> list[str]:
+    return [f"gunguard: warning: {warning}" for warning in warnings]
 
 
 class YamlLines:
@@ -192,6 +207,13 @@ def resolve(name_or_path: str, relative_to: Path | None = None) -> Path:
 
 def load(name_or_path: str, relative_to: Path | None = None) -> GunguardConfig:
     """Load and validate a config file or shipped name."""
+    return load_with_warnings(name_or_path, relative_to)[0]
+
+
+def load_with_warnings(
+    name_or_path: str, relative_to: Path | None = None
+) -> tuple[GunguardConfig, list[LocatedProblem]]:
+    """:func:`load`, plus what the valid file probably does not mean (located warnings)."""
     path = resolve(name_or_path, relative_to)
     try:
         text = path.read_text(encoding="utf-8")
@@ -200,7 +222,12 @@ def load(name_or_path: str, relative_to: Path | None = None) -> GunguardConfig:
             [LocatedProblem(str(path), None, (), _MISSING, f"cannot read: {exc}")]
         ) from None
     data, lines = parse_yaml(text, str(path))
-    return validate(data, str(path), lines)
+    cfg = validate(data, str(path), lines)
+    warnings = [
+        LocatedProblem(str(path), lines.line_of(w.path), w.path, w.value, w.message)
+        for w in config_warnings(cfg)
+    ]
+    return cfg, warnings
 
 
 def config_hash(cfg: GunguardConfig) -> str:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gunguard.core import admission
 from gunguard.core import ceilings as C
 from gunguard.core import regions as R
 
@@ -311,6 +312,53 @@ def _check_hardware(hw: HardwareConfig) -> Iterator[Problem]:
         yield Problem(at, motor.pin, "the motor enable cannot share the tachometer's pin")
 
 
+#: SPI0, which the force sensor's ADC uses: MISO, MOSI, SCLK; CE0/CE1 by ``spi_device``.
+_SPI0_PINS = ((9, "SPI0 MISO"), (10, "SPI0 MOSI"), (11, "SPI0 SCLK"))
+_SPI0_CE = {0: (8, "SPI0 CE0"), 1: (7, "SPI0 CE1")}
+
+
+def _check_pin_conflicts(cfg: GunguardConfig) -> Iterator[Problem]:
+    """Every pin used once: the ADC's SPI pins, the UART (with ``serial:``), the tach,
+    the motor and the controls. Each conflict is reported at the key that takes a pin
+    already in use, naming its first user. (The motor's own rules, above, already
+    cover the motor against the tachometer and the UART.)"""
+    hw = cfg.hardware
+    fs = hw.force_sensor
+    used: list[tuple[int, str, Path | None]] = [
+        (n, f"{what} (the force sensor's {fs.adc.upper()})", None)
+        for n, what in (*_SPI0_PINS, _SPI0_CE[fs.spi_device])
+    ]
+    if cfg.serial is not None:
+        used += [(14, "UART TXD (serial:)", None), (15, "UART RXD (serial:)", None)]
+    keys: list[tuple[Path, str | None]] = [
+        (("hardware", "motor_power", "pin"), hw.motor_power.pin),
+        (("hardware", "tachometer", "pin"), hw.tachometer.pin),
+    ]
+    if cfg.controls is not None:
+        keys += [
+            (("controls", key), getattr(cfg.controls, key))
+            for key in ("button_pin", "buzzer_pin", "led_pin")
+        ]
+    motor, tach = keys[0][0], keys[1][0]
+    for path, pin in keys:
+        number = None if pin is None else _pin_number(pin)
+        if number is None:
+            continue
+        for other, what, other_path in used:
+            if other != number:
+                continue
+            covered = {path, other_path} == {motor, tach} or (path == motor and other in _UART_PINS)
+            if not covered:
+                yield Problem(path, pin, f"GPIO{number} is already used by {what}")
+            break
+        used.append((number, format_key(path), path))
+
+
+def format_key(path: Path) -> str:
+    """``('controls', 'led_pin')`` -> ``controls.led_pin``."""
+    return ".".join(str(p) for p in path)
+
+
 def _check_limits(
     lim: LimitsConfig, loop: LoopConfig, motor: MotorPowerConfig
 ) -> Iterator[Problem]:
@@ -353,20 +401,40 @@ def _check_limits(
         )
 
 
+def hardware_max_ppm(cfg: GunguardConfig) -> float:
+    """``limits.hardware_max_ppm`` as written; unwritten, the default raised to the
+    highest region ``max_ppm`` (a default is not a ceiling: a region that may run
+    faster must not trip ``tach_implausible`` below its own cap)."""
+    lim = cfg.limits
+    if "hardware_max_ppm" in lim.model_fields_set:
+        return lim.hardware_max_ppm
+    caps = [r.max_ppm for r in cfg.regions.values() if r.max_ppm is not None]
+    return max([lim.hardware_max_ppm, *caps])
+
+
 def region_cap_ppm(cfg: GunguardConfig, name: str) -> float:
     """The region's rate cap: its own ``max_ppm``, else the top of its bands."""
     region = cfg.regions[name]
     bands = region.bands or cfg.limits.bands
     if region.max_ppm is not None:
         return region.max_ppm
-    cap = min(bands[-1].up_to_ppm, cfg.limits.hardware_max_ppm)
+    cap = min(bands[-1].up_to_ppm, hardware_max_ppm(cfg))
     if name in LOW_FREQUENCY_ONLY:
         cap = min(cap, C.LOW_HIGH_BOUNDARY_PPM)
     return cap
 
 
 def _check_regions(cfg: GunguardConfig) -> Iterator[Problem]:
+    """Each region against the rules, the ceilings and the global limits the file set.
+
+    A global limit the file never wrote is a default for the regions that set nothing,
+    not a ceiling: a region may then go up to the built-in ceiling (docs/config.md).
+    """
     lim = cfg.limits
+
+    def written(key: str) -> bool:
+        return key in lim.model_fields_set
+
     if not lim.bands:
         return  # reported by the limits check; every region cap depends on the bands
     for name, region in cfg.regions.items():
@@ -389,11 +457,15 @@ def _check_regions(cfg: GunguardConfig) -> Iterator[Problem]:
             )
         cap = region_cap_ppm(cfg, name)
         if region.max_ppm is not None:
-            if region.max_ppm > lim.hardware_max_ppm:
+            if written("hardware_max_ppm") and region.max_ppm > lim.hardware_max_ppm:
                 yield Problem(
                     (*at, "max_ppm"),
                     region.max_ppm,
                     f"above limits.hardware_max_ppm ({lim.hardware_max_ppm:g})",
+                )
+            elif region.max_ppm > C.HARDWARE_MAX_PPM.value:
+                yield Problem(
+                    (*at, "max_ppm"), region.max_ppm, f"loosens the {C.HARDWARE_MAX_PPM.describe()}"
                 )
             if name in LOW_FREQUENCY_ONLY and region.max_ppm > C.LOW_HIGH_BOUNDARY_PPM:
                 yield Problem(
@@ -402,15 +474,24 @@ def _check_regions(cfg: GunguardConfig) -> Iterator[Problem]:
                     "loosens the built-in ceiling 'tendon and heel: low frequency only' "
                     f"({C.LOW_HIGH_BOUNDARY_PPM:g} ppm, from the clinical guidance)",
                 )
-        if region.max_force_n is not None and region.max_force_n > lim.max_force_n:
-            yield Problem(
-                (*at, "max_force_n"),
-                region.max_force_n,
-                f"above limits.max_force_n ({lim.max_force_n:g} N); a region may only tighten",
-            )
+        if region.max_force_n is not None:
+            if written("max_force_n") and region.max_force_n > lim.max_force_n:
+                yield Problem(
+                    (*at, "max_force_n"),
+                    region.max_force_n,
+                    f"above limits.max_force_n ({lim.max_force_n:g} N); a region may only "
+                    "tighten what the file sets",
+                )
+            elif region.max_force_n > C.MAX_FORCE_N.value:
+                yield Problem(
+                    (*at, "max_force_n"),
+                    region.max_force_n,
+                    f"loosens the {C.MAX_FORCE_N.describe()}",
+                )
         if region.bands is not None:
             yield from _check_bands(region.bands, (*at, "bands"), cap)
-            yield from _check_region_bands_tighter(name, region.bands, lim.bands)
+            if written("bands"):
+                yield from _check_region_bands_tighter(name, region.bands, lim.bands)
         elif lim.bands[-1].up_to_ppm < cap:
             yield Problem(
                 (*at, "max_ppm"),
@@ -421,9 +502,6 @@ def _check_regions(cfg: GunguardConfig) -> Iterator[Problem]:
 
 def _check_screening(cfg: GunguardConfig, today: dt.date) -> Iterator[Problem]:
     sc = cfg.screening
-    for i, condition in enumerate(sc.conditions):
-        if not condition.strip():
-            yield Problem(("screening", "conditions", i), condition, "must not be empty")
     for i, region in enumerate(sc.wounds):
         if region not in R.ALL_REGIONS:
             yield Problem(("screening", "wounds", i), region, R.describe_unknown(region))
@@ -436,11 +514,27 @@ def _check_screening(cfg: GunguardConfig, today: dt.date) -> Iterator[Problem]:
             yield Problem(("screening", "scars", i, "since"), str(scar.since), "is in the future")
 
 
+def config_warnings(cfg: GunguardConfig) -> list[Problem]:
+    """What a valid config probably does not mean: ``check-config`` and ``run`` show it.
+
+    Any entry of ``screening.conditions`` refuses every region, so an unknown name (a
+    typo of a known one is still a condition) and a "none" are not errors, but the
+    person must hear about them.
+    """
+    found = []
+    for i, entry in enumerate(cfg.screening.conditions):
+        text = admission.condition_warning(entry)
+        if text is not None:
+            found.append(Problem(("screening", "conditions", i), entry, text))
+    return found
+
+
 def ceiling_problems(cfg: GunguardConfig, today: dt.date | None = None) -> list[Problem]:
     """Every cross-field and built-in-ceiling problem of a type-valid config."""
     today = today or dt.date.today()
     return [
         *_check_hardware(cfg.hardware),
+        *_check_pin_conflicts(cfg),
         *_check_limits(cfg.limits, cfg.loop, cfg.hardware.motor_power),
         *_check_regions(cfg),
         *_check_screening(cfg, today),
