@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 DEPS   := $(VENV)/.deps
 # What goes into the wheel: a change to any of these reinstalls it.
-SOURCES := pyproject.toml README.md $(shell find controller hardware config -type f \
+SOURCES := pyproject.toml README.md $(shell find controller hardware config examples -type f \
              -not -path '*/__pycache__/*' 2>/dev/null)
 
 venv: $(STAMP)
@@ -54,8 +54,11 @@ demo: $(STAMP)
 	  echo "events: $(DEMO_DIR)/daemon.log  report: $(BIN)/gunguard report --session" \
 	    "--db $(DEMO_DIR)/history.db --plot session.png"; \
 	else \
-	  $(BIN)/gunguard run --config $(DEMO_CONFIG) --sim-gun $(DEMO) --db $(DEMO_DIR)/history.db; \
+	  status=0; \
+	  $(BIN)/gunguard run --config $(DEMO_CONFIG) --sim-gun $(DEMO) --db $(DEMO_DIR)/history.db \
+	    || status=$$?; \
 	  echo "report: $(BIN)/gunguard report --session --db $(DEMO_DIR)/history.db --plot session.png"; \
+	  exit $$status; \
 	fi
 
 ## make test: lint, then the whole suite (virtual time; the real-time parts are behaviour checks only)

@@ -69,7 +69,7 @@ class HardwareConfig(_Strict):
 
 class LoopConfig(_Strict):
     rate_hz: Annotated[float, Field(gt=0.0, le=5000.0)] = 1000.0
-    max_loop_gap_ms: PositiveFloat = 20.0
+    max_loop_gap_ms: PositiveFloat = C.DEFAULT_MAX_LOOP_GAP_MS
 
 
 class Band(_Strict):
@@ -91,7 +91,7 @@ class LimitsConfig(_Strict):
     overspeed_tolerance: Annotated[float, Field(ge=0.0)] = 0.02
     contact_force_n: PositiveFloat = 5.0
     no_tach_contact_s: PositiveFloat = 3.0
-    force_debounce_ms: Annotated[float, Field(ge=0.0)] = 100.0
+    force_debounce_ms: Annotated[float, Field(ge=0.0)] = C.DEFAULT_FORCE_DEBOUNCE_MS
     force_frozen_s: PositiveFloat = 1.0
     bands: tuple[Band, ...] = DEFAULT_BANDS
     rest_hours: PositiveFloat = 48.0

@@ -200,7 +200,7 @@ def test_a_pin_conflict_stops_the_start_with_power_off(tmp_path):
         "regions: {calf-left: {}}\n"
         "controls: {button_pin: GPIO27}\n"  # the motor switch's pin
     )
-    with pytest.raises(configfile.ConfigError, match="GPIO27 is already used by hardware.motor"):
+    with pytest.raises(configfile.ConfigError, match=r"GPIO27 is already used by hardware\.motor"):
         configfile.load(str(path))  # check-config and run refuse it (exit 2) ...
     # ... and the daemon itself still stops the start with power off, should one get past.
     data, _ = configfile.parse_yaml(path.read_text(), str(path))
