@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import ValidationError
@@ -107,12 +108,33 @@ class YamlLines:
         return None
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's booleans: only ``true`` and ``false``.
+
+    YAML 1.1 also reads ``yes``, ``no``, ``on`` and ``off`` as booleans, but editors and
+    JSON Schema validators (YAML 1.2) read them as strings. A safety answer must mean
+    the same to both, so here they stay strings too, and a boolean key refuses them.
+    """
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, list[tuple[str, re.Pattern[str]]]]] = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
 def parse_yaml(text: str, source: str) -> tuple[Any, YamlLines]:
-    """Safe-load ``text``; a syntax error or duplicate key is a :class:`ConfigError`."""
+    """Load ``text`` safely; a syntax error or duplicate key is a :class:`ConfigError`."""
     lines = YamlLines()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -139,6 +161,8 @@ def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see `gunguard schema`)"
+        elif err["type"] == "bool_type":
+            message = "must be true or false (yes, no, 0, 1 and quoted words are not answers)"
         problems.append(Problem(path, err.get("input", _MISSING), message))
     return problems
 

@@ -130,7 +130,7 @@ BAD = [
         "wrong-type-bool",
         "hardware:\n  motor_power:\n    active_high: maybe\n",
         "test.yaml:3: hardware.motor_power.active_high = 'maybe'",
-        "valid boolean",
+        "must be true or false",
     ),
     (
         "wrong-type-list",
