@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak clean venv integration
+.PHONY: demo test lint bench soak clean venv integration pictures
 
 DEPS   := $(VENV)/.deps
 # What goes into the wheel: a change to any of these reinstalls it.
@@ -61,14 +61,20 @@ demo: $(STAMP)
 	  exit $$status; \
 	fi
 
+## make pictures: the README's pictures (docs/pictures/), drawn from the current code and the
+## shipped config: the wiring diagram, a dashboard frame and a report of the demo. They are
+## committed (the README shows them); tests/packaging/test_pictures.py says when they are stale.
+pictures: $(STAMP)
+	$(BIN)/python tools/pictures.py
+
 ## make test: lint, then the whole suite (virtual time; the real-time parts are behaviour checks only)
 test: $(STAMP)
-	$(BIN)/ruff check controller hardware tests bench
+	$(BIN)/ruff check controller hardware tests bench tools
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check controller hardware tests bench
-	$(BIN)/ruff format --check controller hardware tests bench
+	$(BIN)/ruff check controller hardware tests bench tools
+	$(BIN)/ruff format --check controller hardware tests bench tools
 
 ## make bench: every benchmark (bench/results/latest.md), then the fault campaign
 ## (bench/results/faults.md). About 20 minutes; run it on an otherwise idle machine.

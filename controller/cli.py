@@ -1,8 +1,10 @@
 """``gunguard`` command line: run, check-config, schema, simulate, power-off, ...
 
-Exit status: 0 success; 1 a scenario expectation failed; 2 invalid config or
-scenario (listed in the unit's RestartPreventExitStatus=, so systemd does not
-restart-loop on a bad file); 3 hardware could not be initialised.
+Exit status, the same for every command (:class:`gunguard.core.exits.Exit`, the
+README's table): 0 done; 1 the answer is no (a scenario expectation failed, a refusal);
+2 an invalid config or scenario (in the unit's RestartPreventExitStatus=, so systemd
+does not restart-loop on a bad file); 3 the hardware could not be set up or driven;
+4 nothing to talk to or read (no daemon, an unreadable store).
 """
 
 from __future__ import annotations
