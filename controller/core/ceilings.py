@@ -47,9 +47,9 @@ MAX_LOOP_GAP_MS = Ceiling("longest gap between loop ticks", 100.0, "ms", ENGINEE
 MIN_LOOP_RATE_HZ = Ceiling("slowest control loop", 200.0, "Hz (minimum)", ENGINEERING)
 #: The hazard a late loop adds to: force is judged once a tick, so a press over the
 #: region's limit loses power within ``force_debounce_ms`` plus the longest tick gap
-#: the loop may have without tripping (docs/config.md, "Why 50 ms"). The budget: the
-#: shipped 100 ms debounce plus half of it again, about two percussions at 2400 ppm.
-OVERFORCE_REACTION_BUDGET_MS = 150.0
+#: the loop may have without tripping (docs/config.md, "Why 100 ms"). The budget is the
+#: overforce reaction the ceilings already accept: the longest debounce a file may set.
+OVERFORCE_REACTION_BUDGET_MS = FORCE_DEBOUNCE_MS.value
 DEFAULT_FORCE_DEBOUNCE_MS = 100.0
 #: ``loop.max_loop_gap_ms`` by default: what the budget leaves after the debounce.
 DEFAULT_MAX_LOOP_GAP_MS = OVERFORCE_REACTION_BUDGET_MS - DEFAULT_FORCE_DEBOUNCE_MS

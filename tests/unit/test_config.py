@@ -594,7 +594,7 @@ def test_limits_from_config(cfg):
     assert lim.min_pulse_interval_s == pytest.approx(60.0 / (3200 * 2) / 2)
     assert lim.stopped_after_s == pytest.approx(60.0 / (300 * 2))
     assert lim.force_debounce_s == pytest.approx(0.15)
-    assert lim.max_loop_gap_s == pytest.approx(0.050)
+    assert lim.max_loop_gap_s == pytest.approx(0.100)
     assert lim.tick_s == pytest.approx(0.001)
     calf = lim.regions["calf-left"]
     assert (calf.cap_ppm, calf.trip_ppm, calf.max_force_n) == (2000, pytest.approx(2100), 50)
