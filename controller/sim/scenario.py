@@ -188,17 +188,17 @@ def examples_dir() -> Path:
 
 
 def example_names() -> list[str]:
-    root = examples_dir()
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+    """The example scenarios (``examples/serial/`` holds a config, not a scenario)."""
+    return sorted(p.stem for p in examples_dir().glob("*.yaml"))
 
 
 def find_scenario(name_or_path: str) -> Path:
-    """A scenario file, or a shipped example by name (``demo-session``, ``serial/...``)."""
+    """A scenario file, or a shipped example by name (``demo-session``, ``demo-live``)."""
     candidate = Path(name_or_path).expanduser()
     if candidate.is_file():
         return candidate
     shipped = examples_dir() / f"{name_or_path.removesuffix('.yaml')}.yaml"
-    if not candidate.is_absolute() and shipped.is_file():
+    if "/" not in name_or_path and shipped.is_file():
         return shipped
     raise ConfigError(
         [

@@ -132,7 +132,7 @@ def test_an_installed_copy_simulates_its_example_scenarios_by_name(installed, tm
     names = subprocess.run(
         [str(installed / "bin" / "python"), "-c", probe], capture_output=True, text=True
     ).stdout
-    assert names.strip() == "['demo-live', 'demo-session', 'serial/gun-with-firmware']"
+    assert names.strip() == "['demo-live', 'demo-session']"
 
 
 USER_PROJECT = {
