@@ -4,11 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak clean venv integration
+.PHONY: demo test lint bench soak clean venv integration pictures
 
 DEPS   := $(VENV)/.deps
 # What goes into the wheel: a change to any of these reinstalls it.
-SOURCES := pyproject.toml README.md $(shell find controller hardware config -type f \
+SOURCES := pyproject.toml README.md $(shell find controller hardware config examples -type f \
              -not -path '*/__pycache__/*' 2>/dev/null)
 
 venv: $(STAMP)
@@ -54,18 +54,27 @@ demo: $(STAMP)
 	  echo "events: $(DEMO_DIR)/daemon.log  report: $(BIN)/gunguard report --session" \
 	    "--db $(DEMO_DIR)/history.db --plot session.png"; \
 	else \
-	  $(BIN)/gunguard run --config $(DEMO_CONFIG) --sim-gun $(DEMO) --db $(DEMO_DIR)/history.db; \
+	  status=0; \
+	  $(BIN)/gunguard run --config $(DEMO_CONFIG) --sim-gun $(DEMO) --db $(DEMO_DIR)/history.db \
+	    || status=$$?; \
 	  echo "report: $(BIN)/gunguard report --session --db $(DEMO_DIR)/history.db --plot session.png"; \
+	  exit $$status; \
 	fi
+
+## make pictures: the README's pictures (docs/pictures/), drawn from the current code and the
+## shipped config: the wiring diagram, a dashboard frame and a report of the demo. They are
+## committed (the README shows them); tests/packaging/test_pictures.py says when they are stale.
+pictures: $(STAMP)
+	$(BIN)/python tools/pictures.py
 
 ## make test: lint, then the whole suite (virtual time; the real-time parts are behaviour checks only)
 test: $(STAMP)
-	$(BIN)/ruff check controller hardware tests bench
+	$(BIN)/ruff check controller hardware tests bench tools
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check controller hardware tests bench
-	$(BIN)/ruff format --check controller hardware tests bench
+	$(BIN)/ruff check controller hardware tests bench tools
+	$(BIN)/ruff format --check controller hardware tests bench tools
 
 ## make bench: every benchmark (bench/results/latest.md), then the fault campaign
 ## (bench/results/faults.md). About 20 minutes; run it on an otherwise idle machine.

@@ -684,7 +684,7 @@ def _v_loop_stall_dynamic(seed: int, workdir: Path) -> Outcome:
     with virtual_run(cfg, workdir, seed) as run:
         run.arm_and_treat()
         last_tick = run.bench.supervisor.last_tick
-        run.bench.fault(loop_stall_ms=50)
+        run.bench.fault(loop_stall_ms=150)  # longer than max_loop_gap_ms (100 ms)
         run.hazard(last_tick)
         run.step(1.0)
         return run.outcome("loop_stall_dynamic", seed)

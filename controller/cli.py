@@ -1,8 +1,10 @@
 """``gunguard`` command line: run, check-config, schema, simulate, power-off, ...
 
-Exit status: 0 success; 1 a scenario expectation failed; 2 invalid config or
-scenario (listed in the unit's RestartPreventExitStatus=, so systemd does not
-restart-loop on a bad file); 3 hardware could not be initialised.
+Exit status, the same for every command (:class:`gunguard.core.exits.Exit`, the
+README's table): 0 done; 1 the answer is no (a scenario expectation failed, a refusal);
+2 an invalid config or scenario (in the unit's RestartPreventExitStatus=, so systemd
+does not restart-loop on a bad file); 3 the hardware could not be set up or driven;
+4 nothing to talk to or read (no daemon, an unreadable store).
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gunguard import __version__
 from gunguard.config import loader as configfile
 from gunguard.config.loader import EXIT_CONFIG, ConfigError
 from gunguard.config.schema import GunguardConfig, HardwareConfig
+from gunguard.core.exits import Exit
 
-EXIT_OK = 0
-EXIT_EXPECTATION = 1
-EXIT_HARDWARE = 3
+EXIT_OK, EXIT_EXPECTATION, EXIT_HARDWARE = Exit.OK, Exit.NO, Exit.HARDWARE
 DEFAULT_CONFIG = "default"
 
 log = logging.getLogger("gunguard")
@@ -32,19 +34,20 @@ def _load_config(name: str) -> GunguardConfig:
 
 
 def _report_config_error(exc: ConfigError) -> int:
-    print(f"gunguard: invalid configuration ({len(exc.problems)} problem(s)):", file=sys.stderr)
-    for problem in exc.problems:
-        print(f"  {problem}", file=sys.stderr)
+    print("\n".join(configfile.error_lines(exc)), file=sys.stderr)
     return EXIT_CONFIG
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from gunguard.config.summary import summary_lines
+
     try:
-        cfg = _load_config(args.file)
+        cfg, warnings = configfile.load_with_warnings(args.file)
     except ConfigError as exc:
         return _report_config_error(exc)
-    regions = [n for n, r in cfg.regions.items() if r.allowed]
-    print(f"{args.file}: valid ({len(regions)} treatable regions: {', '.join(regions)})")
+    for line in configfile.warning_lines(warnings):
+        print(line, file=sys.stderr)
+    print("\n".join(summary_lines(args.file, cfg)))
     print(f"config hash {configfile.config_hash(cfg)}")
     return EXIT_OK
 
@@ -99,7 +102,16 @@ def cmd_power_off(args: argparse.Namespace) -> int:
     from gunguard.hardware.poweroff import force_power_off
 
     motor = hardware.motor_power
-    force_power_off(motor.pin, motor.active_high, hardware.pin_factory)
+    try:
+        force_power_off(motor.pin, motor.active_high, hardware.pin_factory)
+    except Exception as exc:  # one line for the journal, never a traceback
+        text = str(exc).strip() or type(exc).__name__
+        print(
+            f"gunguard power-off: could not drive {motor.pin} off: {text} "
+            "(only the gate pull-down holds the motor off now)",
+            file=sys.stderr,
+        )
+        return EXIT_HARDWARE
     return EXIT_OK
 
 
@@ -146,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Safety supervisor for a percussive massage gun on a Raspberry Pi.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"gunguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(

@@ -10,18 +10,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import ValidationError
 
-from gunguard.config.schema import GunguardConfig, Problem, ceiling_problems
+from gunguard.config.schema import GunguardConfig, Problem, ceiling_problems, config_warnings
+from gunguard.core.exits import Exit
 
 #: Exit status for an invalid config or scenario (systemd's RestartPreventExitStatus).
-EXIT_CONFIG = 2
+EXIT_CONFIG = Exit.CONFIG
 
 
 def format_path(path: tuple[str | int, ...]) -> str:
@@ -50,6 +52,8 @@ class LocatedProblem:
 
 
 _MISSING = object()
+#: A problem's value when there is none to show (a missing file, a syntax error).
+MISSING = _MISSING
 
 
 class ConfigError(Exception):
@@ -58,6 +62,18 @@ class ConfigError(Exception):
     def __init__(self, problems: list[LocatedProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+def error_lines(exc: ConfigError, what: str = "configuration") -> list[str]:
+    """The one printed form of an invalid file: a headline, then each problem once."""
+    return [
+        f"gunguard: invalid {what} ({len(exc.problems)} problem(s)):",
+        *(f"  {problem}" for problem in exc.problems),
+    ]
+
+
+def warning_lines(warnings: list[LocatedProblem]) -> list[str]:
+    return [f"gunguard: warning: {warning}" for warning in warnings]
 
 
 class YamlLines:
@@ -92,12 +108,33 @@ class YamlLines:
         return None
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's booleans: only ``true`` and ``false``.
+
+    YAML 1.1 also reads ``yes``, ``no``, ``on`` and ``off`` as booleans, but editors and
+    JSON Schema validators (YAML 1.2) read them as strings. A safety answer must mean
+    the same to both, so here they stay strings too, and a boolean key refuses them.
+    """
+
+    yaml_implicit_resolvers: ClassVar[dict[Any, list[tuple[str, re.Pattern[str]]]]] = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
 def parse_yaml(text: str, source: str) -> tuple[Any, YamlLines]:
-    """Safe-load ``text``; a syntax error or duplicate key is a :class:`ConfigError`."""
+    """Load ``text`` safely; a syntax error or duplicate key is a :class:`ConfigError`."""
     lines = YamlLines()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -124,6 +161,8 @@ def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see `gunguard schema`)"
+        elif err["type"] == "bool_type":
+            message = "must be true or false (yes, no, 0, 1 and quoted words are not answers)"
         problems.append(Problem(path, err.get("input", _MISSING), message))
     return problems
 
@@ -192,6 +231,13 @@ def resolve(name_or_path: str, relative_to: Path | None = None) -> Path:
 
 def load(name_or_path: str, relative_to: Path | None = None) -> GunguardConfig:
     """Load and validate a config file or shipped name."""
+    return load_with_warnings(name_or_path, relative_to)[0]
+
+
+def load_with_warnings(
+    name_or_path: str, relative_to: Path | None = None
+) -> tuple[GunguardConfig, list[LocatedProblem]]:
+    """:func:`load`, plus what the valid file probably does not mean (located warnings)."""
     path = resolve(name_or_path, relative_to)
     try:
         text = path.read_text(encoding="utf-8")
@@ -200,7 +246,12 @@ def load(name_or_path: str, relative_to: Path | None = None) -> GunguardConfig:
             [LocatedProblem(str(path), None, (), _MISSING, f"cannot read: {exc}")]
         ) from None
     data, lines = parse_yaml(text, str(path))
-    return validate(data, str(path), lines)
+    cfg = validate(data, str(path), lines)
+    warnings = [
+        LocatedProblem(str(path), lines.line_of(w.path), w.path, w.value, w.message)
+        for w in config_warnings(cfg)
+    ]
+    return cfg, warnings
 
 
 def config_hash(cfg: GunguardConfig) -> str:

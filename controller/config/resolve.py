@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gunguard.config.schema import GunguardConfig, region_cap_ppm
+from gunguard.config.schema import GunguardConfig, hardware_max_ppm, region_cap_ppm
 from gunguard.core.ceilings import BUILT_IN_BANDS
 from gunguard.core.dose import allowance_for
 from gunguard.core.limits import (
@@ -21,7 +21,8 @@ def resolve_limits(cfg: GunguardConfig) -> Limits:
     lim = cfg.limits
     ppp = cfg.hardware.tachometer.pulses_per_percussion
     force = cfg.hardware.force_sensor
-    shortest_real_interval = 60.0 / (lim.hardware_max_ppm * ppp)
+    fastest = hardware_max_ppm(cfg)
+    shortest_real_interval = 60.0 / (fastest * ppp)
     regions = {}
     for name, region in cfg.regions.items():
         cap = region_cap_ppm(cfg, name)
@@ -47,7 +48,7 @@ def resolve_limits(cfg: GunguardConfig) -> Limits:
         )
     sc = cfg.screening
     return Limits(
-        hardware_max_ppm=lim.hardware_max_ppm,
+        hardware_max_ppm=fastest,
         pulses_per_percussion=ppp,
         min_pulse_interval_s=shortest_real_interval / 2.0,
         stopped_after_s=60.0 / (MIN_PERCUSSION_PPM * ppp),

@@ -8,12 +8,40 @@ serial link) and plug in beside this one.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from dataclasses import dataclass
 
 from gunguard.core import ceilings as C
 from gunguard.core import regions as R
 from gunguard.core.limits import Limits
 from gunguard.core.reasons import RefusalReason as Why
+
+#: The systemic illnesses the guidance names (seed 001: "if you have a systemic illness
+#: or condition, for example diabetes, osteoporosis, iron deficiency, or a kidney
+#: disease"). Examples, not a closed list: any entry in ``screening.conditions`` refuses
+#: every region, and a name not listed here gets a warning (a typo, or "none").
+KNOWN_CONDITIONS = ("diabetes", "osteoporosis", "iron_deficiency", "kidney_disease")
+#: Entries people write to mean "no condition"; listed, they would refuse everything.
+NONE_LIKE = frozenset({"", "none", "no", "n/a", "na", "nil", "null", "-", "false"})
+
+
+def condition_warning(entry: str) -> str | None:
+    """Why ``entry`` in ``screening.conditions`` is probably not what was meant, or None."""
+    name = entry.strip().lower()
+    known = ", ".join(KNOWN_CONDITIONS)
+    if name in NONE_LIKE:
+        return (
+            f"{entry!r} is not a condition: any entry refuses every region; for no condition "
+            f"write `conditions: []` (known conditions: {known})"
+        )
+    if name in KNOWN_CONDITIONS:
+        return None
+    close = difflib.get_close_matches(name, KNOWN_CONDITIONS, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return (
+        f"unknown condition {entry!r}: {hint}it still refuses every region, as any listed "
+        f"condition does (known conditions: {known})"
+    )
 
 
 @dataclass(frozen=True, slots=True)

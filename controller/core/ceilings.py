@@ -51,5 +51,13 @@ BUILT_IN_BANDS: tuple[tuple[float, float], ...] = (
     (LOW_HIGH_BOUNDARY_PPM, LOW_BAND_MAX_MINUTES.value * 60.0),
     (float("inf"), HIGH_BAND_MAX_MINUTES.value * 60.0),
 )
+#: The hazard a late loop adds to: force is judged once a tick, so a press over the
+#: region's limit loses power within ``force_debounce_ms`` plus the longest tick gap
+#: the loop may have without tripping (docs/config.md, "Why 100 ms"). The budget is the
+#: overforce reaction the ceilings already accept: the longest debounce a file may set.
+OVERFORCE_REACTION_BUDGET_MS = FORCE_DEBOUNCE_MS.value
+DEFAULT_FORCE_DEBOUNCE_MS = 100.0
+#: ``loop.max_loop_gap_ms`` by default: what the budget leaves after the debounce.
+DEFAULT_MAX_LOOP_GAP_MS = OVERFORCE_REACTION_BUDGET_MS - DEFAULT_FORCE_DEBOUNCE_MS
 POWER_SWITCH_CHECK_S = 1.0  # tach still pulsing this long after a cut: the switch failed
 DOSE_WARNING = 0.9  # fraction of the dose at which the user is warned

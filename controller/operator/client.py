@@ -23,6 +23,8 @@ from typing import Any
 
 from gunguard.config import loader as configfile
 from gunguard.config.loader import ConfigError
+from gunguard.core.exits import Exit
+from gunguard.operator.advice import advice
 from gunguard.operator.protocol import (
     ErrorResponse,
     EventUpdate,
@@ -38,7 +40,7 @@ from gunguard.operator.protocol import (
     socket_path,
 )
 
-EXIT_OK, EXIT_NO, EXIT_CONFIG, EXIT_UNREACHABLE = 0, 1, configfile.EXIT_CONFIG, 4
+EXIT_OK, EXIT_NO, EXIT_CONFIG, EXIT_UNREACHABLE = Exit.OK, Exit.NO, Exit.CONFIG, Exit.UNREACHABLE
 SOCKET_ENV = "GUNGUARD_SOCKET"
 DEFAULT_TIMEOUT_S = 5.0
 #: A status line is a few kB; anything far longer is not the protocol.
@@ -296,7 +298,7 @@ def format_status(status: Status) -> list[str]:
     lines.append(f"  force  {status.force_n:6.1f} N     max {limit:g} N")
     if status.trip is not None:
         lines.append(f"  TRIP   {status.trip.reason}: {status.trip.detail}")
-        lines.append("         power is off; clear it with `gunguard reset`")
+        lines.append(f"         power is off. {advice(status.trip.reason)}")
     lines.append(f"  {'region':<18} {'dose':>6} {'contact':>9} {'left':>6}")
     for name, region in status.regions.items():
         mark = "*" if name == status.region else " "
@@ -332,13 +334,57 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: How long ``gunguard region`` watches a selection before it says what happened: the
+#: gun spins up within half a second, and an overspeed trips two pulses after that.
+SELECT_SETTLE_S = 1.0
+_SETTLE_POLL_S = 0.05
+
+
+def _settled(conn: Connection, region: str, settle_s: float) -> Status:
+    """The status once the selection has had time to trip, or at its first trip."""
+    end = time.monotonic() + settle_s
+    while True:
+        response = conn.request("status")
+        if isinstance(response, ErrorResponse):
+            error = response.error
+            raise ClientError(f"the daemon answered {error.code}: {error.message}")
+        assert isinstance(response, StatusResponse)
+        status = response.status
+        if status.trip is not None or status.region != region or time.monotonic() >= end:
+            return status
+        time.sleep(_SETTLE_POLL_S)
+
+
 def _region(args: argparse.Namespace) -> int:
-    response = _one_request(args, "select_region", region=args.name)
-    if isinstance(response, ErrorResponse):
-        return _daemon_said_no(response)
-    assert isinstance(response, SelectRegionResponse)
-    print(f"{response.region} selected: the motor has power")
+    """Select, then say what actually happened: armed, tripped at once, or no longer."""
+    path = resolve_socket(args)
+    with Connection.open(path, timeout=args.timeout) as conn:
+        response = conn.request("select_region", region=args.name)
+        if isinstance(response, ErrorResponse):
+            return _daemon_said_no(response)
+        assert isinstance(response, SelectRegionResponse)
+        status = _settled(conn, args.name, SELECT_SETTLE_S)
+    if status.trip is not None:
+        print(
+            f"{args.name} was selected, then tripped at once: {status.trip.reason}: "
+            f"{status.trip.detail}. Motor power is off. {advice(status.trip.reason)}"
+        )
+        return EXIT_NO
+    if status.region != args.name or not status.power_on:
+        now = status.region or "no region"
+        print(f"{args.name} was selected, but is no longer armed ({now}, motor power off)")
+        return EXIT_NO
+    print(f"{args.name} armed: the motor has power (rate {status.rate_ppm:.0f} ppm)")
     return EXIT_OK
+
+
+def reset_text(response: ResetResponse) -> str:
+    """What a reset did, naming every reason it cleared."""
+    reasons = response.reasons or ([response.cleared] if response.cleared else [])
+    if not reasons:
+        return "no trip latched: nothing to reset"
+    plural = "s" if len(reasons) > 1 else ""
+    return f"cleared trip{plural} {', '.join(reasons)}: power stays off until a region is selected"
 
 
 def _reset(args: argparse.Namespace) -> int:
@@ -346,10 +392,7 @@ def _reset(args: argparse.Namespace) -> int:
     if isinstance(response, ErrorResponse):
         return _daemon_said_no(response)
     assert isinstance(response, ResetResponse)
-    if response.cleared is None:
-        print("no trip latched: nothing to reset")
-    else:
-        print(f"cleared trip {response.cleared}: power stays off until a region is selected")
+    print(reset_text(response))
     return EXIT_OK
 
 
@@ -387,7 +430,8 @@ def request_quietly(path: Path, cmd: str, timeout: float = DEFAULT_TIMEOUT_S) ->
     if isinstance(response, ErrorResponse):
         return f"{cmd}: {response.error.code}: {response.error.message}"
     if isinstance(response, ResetResponse):
-        if response.cleared is None:
+        reasons = response.reasons or ([response.cleared] if response.cleared else [])
+        if not reasons:
             return "reset: no trip latched"
-        return f"reset: cleared {response.cleared}"
+        return f"reset: cleared {', '.join(reasons)}"
     return f"{cmd}: done"

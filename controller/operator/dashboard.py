@@ -41,6 +41,7 @@ from gunguard.core import events
 from gunguard.core.events import Event
 from gunguard.core.reasons import WarningReason
 from gunguard.operator import eventfmt
+from gunguard.operator.advice import advice
 from gunguard.operator.client import (
     EXIT_OK,
     EXIT_UNREACHABLE,
@@ -58,6 +59,7 @@ from gunguard.operator.protocol import ErrorResponse, EventUpdate, Status, Statu
 WARN_FRACTION = 0.95
 EVENT_LINES = 6
 BAR_WIDTH = 36
+MIN_BAR_WIDTH = 10
 
 _STATE_STYLE = {
     "idle": "bold white on blue",
@@ -85,7 +87,24 @@ class View:
         self.events.append(f"{when}  {text}")
 
 
-def _bar(value: float, limit: float, warn_fraction: float) -> ProgressBar:
+def _bar_width(width: int | None) -> int:
+    """The bars give way on a narrow terminal, so the numbers and the time left fit.
+
+    A dose row is the region (18), the bar, "100.0 %" and "4:59 at <= 3200 ppm" (19),
+    with two spaces between columns and one to spare: 51 columns besides the bar.
+    """
+    if width is None:
+        return BAR_WIDTH
+    return max(MIN_BAR_WIDTH, min(BAR_WIDTH, width - 51))
+
+
+def _trip_lines(text: str, width: int | None) -> int:
+    """Screen lines of the trip banner: its text wrapped inside the border, plus the border."""
+    inner = max(20, (width or 110) - 4)
+    return 2 + sum(max(1, -(-len(part) // inner)) for part in text.split("\n"))
+
+
+def _bar(value: float, limit: float, warn_fraction: float, width: int = BAR_WIDTH) -> ProgressBar:
     fraction = value / limit if limit > 0 else 0.0
     style = "green"
     if fraction >= 1.0:
@@ -95,19 +114,24 @@ def _bar(value: float, limit: float, warn_fraction: float) -> ProgressBar:
     return ProgressBar(
         total=max(limit, 1e-9),
         completed=min(max(value, 0.0), limit),
-        width=BAR_WIDTH,
+        width=width,
         complete_style=style,
         finished_style=style,
     )
 
 
-def render(view: View, now: float, height: int | None = None) -> RenderableType:
+def render(
+    view: View, now: float, height: int | None = None, width: int | None = None
+) -> RenderableType:
     """The whole screen for ``view`` at local monotonic time ``now`` (pure: testable).
 
-    When ``height`` lines cannot hold every region, the untouched ones (full dose
-    left, not armed) are listed by name on one line instead of a row each.
+    On a terminal ``width`` columns wide the bars shrink so the time left stays on
+    screen (80 x 24 is the smallest this is laid out for). When ``height`` lines cannot
+    hold every region, the untouched ones (full dose left, not armed) are listed by
+    name on one line instead of a row each, then the recent events give way.
     """
     st = view.status
+    bar_width = _bar_width(width)
     parts: list[RenderableType] = []
     header = Text()
     header.append(" gunguard ", style="bold")
@@ -134,15 +158,13 @@ def render(view: View, now: float, height: int | None = None) -> RenderableType:
             )
         )
 
+    trip_lines = 0
     if st.trip is not None:
+        what = f"Motor power is off. {advice(st.trip.reason)} Reset: press r."
+        trip_lines = _trip_lines(f"{st.trip.reason}: {st.trip.detail}\n{what}", width)
         parts.append(
             Panel(
-                Text.assemble(
-                    (f"{st.trip.reason}", "bold"),
-                    f": {st.trip.detail}\n",
-                    "Motor power is off. Remove the cause, then reset "
-                    "(gunguard reset, or press r) and select the region again.",
-                ),
+                Text.assemble((f"{st.trip.reason}", "bold"), f": {st.trip.detail}\n", what),
                 title="[bold]TRIPPED[/bold]",
                 title_align="left",
                 border_style="bold red",
@@ -152,42 +174,46 @@ def render(view: View, now: float, height: int | None = None) -> RenderableType:
 
     gauges = Table.grid(padding=(0, 1))
     gauges.add_column(width=6)
-    gauges.add_column(width=BAR_WIDTH)
+    gauges.add_column(width=bar_width)
     gauges.add_column()
     if st.cap_ppm is not None:
         near = " near the cap!" if st.rate_ppm >= WARN_FRACTION * st.cap_ppm else ""
         rate_text = Text(f"{st.rate_ppm:5.0f} / {st.cap_ppm:g} ppm cap{near}")
         if near:
             rate_text.stylize("bold yellow")
-        gauges.add_row("Rate", _bar(st.rate_ppm, st.cap_ppm, WARN_FRACTION), rate_text)
+        gauges.add_row("Rate", _bar(st.rate_ppm, st.cap_ppm, WARN_FRACTION, bar_width), rate_text)
     else:
         gauges.add_row(
             "Rate",
-            _bar(st.rate_ppm, st.hardware_max_ppm, WARN_FRACTION),
+            _bar(st.rate_ppm, st.hardware_max_ppm, WARN_FRACTION, bar_width),
             Text(f"{st.rate_ppm:5.0f} ppm (no region armed)", style="dim"),
         )
     force_limit = st.max_force_n if st.max_force_n is not None else st.limit_force_n
     gauges.add_row(
         "Force",
-        _bar(st.force_n, force_limit, 0.9),
+        _bar(st.force_n, force_limit, 0.9, bar_width),
         Text(f"{round(st.force_n, 1) + 0.0:5.1f} / {force_limit:g} N max"),  # no "-0.0"
     )
     parts.append(gauges)
 
     doses = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
     doses.add_column("Region", min_width=18)
-    doses.add_column("Dose", width=BAR_WIDTH)
-    doses.add_column("used", justify="right")
-    doses.add_column("left", justify="right")
+    doses.add_column("Dose", width=bar_width)
+    doses.add_column("used", justify="right", width=7)
+    doses.add_column("left", justify="right", no_wrap=True)
     shown = list(st.regions.items())
     untouched: list[str] = []
+    events = list(view.events)
     if height is not None:
         # header, two gauges, the table's header, the footer; then what may appear
-        fixed = 5 + (1 if age > view.stale_after_s else 0) + (4 if st.trip else 0)
-        fixed += len(view.events) + (1 if view.events else 0) + (1 if st.not_allowed else 0)
-        if fixed + len(shown) > height:
+        fixed = 5 + (1 if age > view.stale_after_s else 0) + trip_lines
+        fixed += 1 if st.not_allowed else 0
+        if fixed + len(shown) + len(events) + (1 if events else 0) > height:
             untouched = [n for n, r in shown if not r.started and n != st.region]
             shown = [(n, r) for n, r in shown if n not in untouched]
+            fixed += 1 if untouched else 0
+        room = height - fixed - len(shown) - 1  # the events' title
+        events = events[-room:] if room > 0 else []
     for name, region in shown:
         active = name == st.region
         label = Text(("> " if active else "  ") + name, style="bold" if active else "")
@@ -196,19 +222,20 @@ def render(view: View, now: float, height: int | None = None) -> RenderableType:
             left += f" at <= {region.bands[region.band_now].up_to_ppm:g} ppm"
         doses.add_row(
             label,
-            _bar(region.dose, 1.0, 0.9),
+            _bar(region.dose, 1.0, 0.9, bar_width),
             f"{region.dose * 100:5.1f} %",
             left,
         )
     parts.append(doses)
+    one_line = {"no_wrap": True, "overflow": "ellipsis"}
     if untouched:
-        parts.append(Text(f"  full dose left: {', '.join(untouched)}", style="dim"))
+        parts.append(Text(f"  full dose left: {', '.join(untouched)}", style="dim", **one_line))
     if st.not_allowed:
-        parts.append(Text(f"  not allowed: {', '.join(st.not_allowed)}", style="dim"))
+        parts.append(Text(f"  not allowed: {', '.join(st.not_allowed)}", style="dim", **one_line))
 
-    if view.events:
+    if events:
         parts.append(Text("Recent events", style="bold"))
-        for line in view.events:
+        for line in events:
             style = "red" if " TRIP " in f" {line} " else ""
             parts.append(Text(f"  {line}", style=style, overflow="ellipsis", no_wrap=True))
     footer = "q quit  r reset  s stop (disarm)"
@@ -312,7 +339,8 @@ def watch(
                         view.note = request_quietly(path, "reset", timeout)
                     if "s" in keys:
                         view.note = request_quietly(path, "stop", timeout)
-                live.update(render(view, time.monotonic(), console.size.height), refresh=True)
+                size = console.size
+                live.update(render(view, time.monotonic(), size.height, size.width), refresh=True)
     except KeyboardInterrupt:
         outcome = "gunguard watch: stopped (Ctrl-C)"
     finally:

@@ -25,7 +25,7 @@ def human(event: Event) -> str:
     elif kind == events.WARNING:
         text = f"warning {f['reason']}: {f.get('detail', '')}"
     elif kind == events.RESET:
-        text = f"reset (cleared {f.get('cleared')})"
+        text = f"reset (cleared {', '.join(f.get('reasons') or [str(f.get('cleared'))])})"
     else:
         extra = " ".join(f"{k}={v}" for k, v in f.items())
         text = f"{kind} {extra}".rstrip()

@@ -253,6 +253,12 @@ def render(data: dict[str, Any], console: Console) -> None:
 
 def history(path: Path, *, region: str | None, as_json: bool, now: float | None = None) -> int:
     """The command: 0 when shown, 4 when the store cannot be read (it is left untouched)."""
+    if not path.exists():  # a fresh machine: nothing went wrong, nothing happened yet
+        if as_json:
+            print(json.dumps(_empty(path, time.time() if now is None else now, 0), indent=2))
+        else:
+            print(f"no treatments yet (no treatment history at {path})")
+        return EXIT_OK
     try:
         data = collect(path, now=now, region=region)
     except StorageFault as fault:

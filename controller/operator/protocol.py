@@ -208,8 +208,11 @@ class ResetResponse(_Response):
     ok: Literal[True] = True
     id: RequestId = None
     cmd: Literal["reset"] = "reset"
-    #: The trip reason that was cleared; None when no trip was latched.
+    #: The latched trip's reason that was cleared; None when no trip was latched.
     cleared: str | None
+    #: Every reason the reset cleared, the latched one first (a second fault during a
+    #: trip is latched too); empty when nothing was latched.
+    reasons: list[str] = []
 
 
 class StopResponse(_Response):

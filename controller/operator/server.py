@@ -459,7 +459,9 @@ class ControlServer:
                 f"cleared {', '.join(cleared)}" if cleared else "nothing latched",
                 client.peer,
             )
-            return ResetResponse(id=request.id, cleared=cleared[0] if cleared else None)
+            return ResetResponse(
+                id=request.id, cleared=cleared[0] if cleared else None, reasons=list(cleared)
+            )
         if isinstance(request, StopRequest):
             log.info("control: stop (%s)", client.peer)
             sup.stop()

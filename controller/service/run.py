@@ -11,20 +11,44 @@ from pathlib import Path
 from gunguard.config import loader as configfile
 from gunguard.config.loader import ConfigError
 from gunguard.config.schema import GunguardConfig
+from gunguard.core import events
 from gunguard.core.clock import RealClock
+from gunguard.core.events import Event
+from gunguard.core.exits import Exit
 from gunguard.core.reasons import RefusalReason
 from gunguard.operator import eventfmt
 from gunguard.operator.server import daemon_socket_path
 from gunguard.service.daemon import Daemon
 from gunguard.service.rt import apply_realtime
 from gunguard.service.systemd import attach_systemd
-from gunguard.sim.realtime import play_live, print_events_live
-from gunguard.sim.scenario import Scenario, load_scenario
+from gunguard.sim.realtime import ScenarioPlayer, play_live, print_events_live
+from gunguard.sim.scenario import Scenario, find_scenario, judge, load_scenario
 from gunguard.store.ledger import Ledger, open_ledger
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_CONFIG, EXIT_HARDWARE = 0, configfile.EXIT_CONFIG, 3
+
+def describe_exception(exc: BaseException) -> str:
+    """An error for people: its message, with the type only when the message is empty."""
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+EXIT_OK, EXIT_EXPECTATION, EXIT_CONFIG, EXIT_HARDWARE = Exit.OK, Exit.NO, Exit.CONFIG, Exit.HARDWARE
+
+
+#: What to try when the hardware cannot be used (every start-up error names it).
+NEXT_STEPS = (
+    "on a Raspberry Pi, install the [pi] extra (pip install 'gunguard[pi]') and check the "
+    "wiring and boot settings (docs/raspberry-pi.md); without a Pi, run against the "
+    "simulated gun (gunguard run --sim-gun demo-session) or on mock pins "
+    "(hardware: {pin_factory: mock} in the config)"
+)
+
+
+def _say(text: str) -> None:
+    """One line for the person (on stderr, which the journal also records: once)."""
+    print(f"gunguard: {text}", file=sys.stderr)
 
 
 def firmware_choice_problems(
@@ -54,13 +78,13 @@ def firmware_choice_problems(
 
 def run(args: argparse.Namespace) -> int:
     try:
-        cfg = configfile.load(args.config)
-        scenario = load_scenario(Path(args.sim_gun)) if args.sim_gun else None
+        cfg, warnings = configfile.load_with_warnings(args.config)
+        scenario = load_scenario(find_scenario(args.sim_gun)) if args.sim_gun else None
     except ConfigError as exc:
-        for problem in exc.problems:
-            log.error("invalid configuration: %s", problem)
-            print(f"gunguard: {problem}", file=sys.stderr)
+        print("\n".join(configfile.error_lines(exc)), file=sys.stderr)
         return EXIT_CONFIG
+    for line in configfile.warning_lines(warnings):
+        print(line, file=sys.stderr)
     sim_firmware = bool(getattr(args, "sim_firmware", False))
     choice = firmware_choice_problems(cfg, scenario, sim_firmware)
     for problem in choice:
@@ -99,8 +123,7 @@ def run(args: argparse.Namespace) -> int:
             ledger.close()
         if scratch is not None:
             scratch.cleanup()
-        log.critical("hardware initialisation failed: %s", exc)
-        print(f"gunguard: hardware initialisation failed: {exc}", file=sys.stderr)
+        _say(f"hardware initialisation failed: {describe_exception(exc)}. Next: {NEXT_STEPS}")
         return EXIT_HARDWARE
     if scratch is not None:
         daemon.add_closer(scratch.cleanup)  # (closers run last-added first)
@@ -110,8 +133,7 @@ def run(args: argparse.Namespace) -> int:
         control = getattr(args, "control_socket", None)
         daemon.serve_operator(daemon_socket_path(cfg, control, simulated=scenario is not None))
     except Exception as exc:  # the daemon has cut power and released the pins
-        log.critical("operator interface failed: %s", exc)
-        print(f"gunguard: {exc}", file=sys.stderr)
+        _say(describe_exception(exc))
         return EXIT_HARDWARE
     # Absolute: lgpio changes the working directory to $LG_WD when it is imported.
     attach_systemd(daemon, str(configfile.resolve(args.config).resolve()))
@@ -126,17 +148,33 @@ def run(args: argparse.Namespace) -> int:
         if not args.verbose:  # the printed events are the output; the log would repeat them
             logging.getLogger("gunguard.core.supervisor").setLevel(logging.CRITICAL)
         print_events_live(daemon.bus, as_json=args.json, since=daemon.clock.monotonic())
-        trips: list[str] = []
-        daemon.bus.subscribe(
-            lambda e: trips.append(e.fields["reason"]) if e.kind == "trip" else None
-        )
+        happened: list[Event] = []
+        daemon.bus.subscribe(happened.append)
         assert daemon.sim_gun_driver is not None
-        daemon.add_thread(play_live(daemon, daemon.sim_gun_driver, scenario))
+        player = play_live(daemon, daemon.sim_gun_driver, scenario)
+        daemon.add_thread(player)
     daemon.run()
-    if scenario is not None:
-        summary = {
-            "regions": {n: d.summary() for n, d in daemon.supervisor.doses().items()},
-            "trips": trips,
-        }
-        print("\n".join(eventfmt.summary_lines(summary)))
-    return EXIT_OK
+    if scenario is None:
+        return EXIT_OK
+    summary = {
+        "regions": {n: d.summary() for n, d in daemon.supervisor.doses().items()},
+        "trips": [e.fields["reason"] for e in happened if e.kind == events.TRIP],
+    }
+    print("\n".join(eventfmt.summary_lines(summary)))
+    return _expectations(scenario, happened, player, daemon.clock.monotonic())
+
+
+def _expectations(
+    scenario: Scenario, happened: list[Event], player: ScenarioPlayer, now: float
+) -> int:
+    """The scenario's ``expect:`` judged on what happened in real time (like simulate)."""
+    zero = player.started_at if player.started_at is not None else now
+    timed = [Event(e.t - zero, e.kind, e.fields) for e in happened]
+    reached = player.reached(now)
+    failed = False
+    for expectation, verdict in judge(scenario, timed, reached):
+        failed = failed or verdict == "FAILED"
+        if verdict == "not reached":
+            verdict = f"not reached (stopped at {reached:.1f} s of {scenario.duration:g})"
+        print(f"expect {expectation.describe()}: {verdict}", file=sys.stderr)
+    return EXIT_EXPECTATION if failed else EXIT_OK

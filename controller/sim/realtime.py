@@ -173,26 +173,51 @@ class LiveActions:
                 apply_firmware_step(sim, firmware, self._driver.set_reported_ppm)
 
 
-def play_live(
-    daemon: LiveDaemon, driver: SimGunDriver, scenario: Scenario, *, then_stop: bool = True
-) -> threading.Thread:
-    """A thread that plays ``scenario``'s steps in real time against ``daemon``."""
-    actions = LiveActions(daemon, driver)
+class ScenarioPlayer(threading.Thread):
+    """Plays a scenario's steps in real time against the daemon, then stops it.
 
-    def player() -> None:
-        start = time.monotonic()
+    ``started_at`` (monotonic) is the scenario's time zero, so its ``expect:`` windows
+    can be judged on the events; ``completed`` says whether it ran to its end.
+    """
+
+    def __init__(
+        self, daemon: LiveDaemon, driver: SimGunDriver, scenario: Scenario, then_stop: bool
+    ) -> None:
+        super().__init__(name="gunguard-scenario", daemon=True)
+        self._daemon = daemon
+        self._actions = LiveActions(daemon, driver)
+        self.scenario = scenario
+        self._then_stop = then_stop
+        self.started_at: float | None = None
+        self.completed = False
+
+    def run(self) -> None:
+        daemon, scenario = self._daemon, self.scenario
+        start = self.started_at = time.monotonic()
         try:
             for step in sorted(scenario.steps, key=lambda s: s.at):
                 if daemon.stop_event.wait(max(0.0, start + step.at - time.monotonic())):
                     return
-                apply_step(actions, step)
-            daemon.stop_event.wait(max(0.0, start + scenario.duration - time.monotonic()))
+                apply_step(self._actions, step)
+            end = start + scenario.duration
+            self.completed = not daemon.stop_event.wait(max(0.0, end - time.monotonic()))
         except Exception:
             log.exception("scenario step failed")
-        if then_stop:
+        if self._then_stop:
             daemon.request_stop()
 
-    return threading.Thread(target=player, name="gunguard-scenario", daemon=True)
+    def reached(self, now: float) -> float:
+        """Seconds of the scenario played by ``now``."""
+        if self.completed:
+            return self.scenario.duration
+        return 0.0 if self.started_at is None else now - self.started_at
+
+
+def play_live(
+    daemon: LiveDaemon, driver: SimGunDriver, scenario: Scenario, *, then_stop: bool = True
+) -> ScenarioPlayer:
+    """A thread that plays ``scenario``'s steps in real time against ``daemon``."""
+    return ScenarioPlayer(daemon, driver, scenario, then_stop)
 
 
 def print_events_live(bus: EventBus, *, as_json: bool, since: float) -> Callable[[], None]:

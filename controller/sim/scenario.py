@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gunguard.config.loader import ConfigError, LocatedProblem, YamlLines, parse_yaml
+from gunguard.config.loader import MISSING, ConfigError, LocatedProblem, YamlLines, parse_yaml
 from gunguard.core import events
 from gunguard.core.reasons import REFUSAL_REASONS, TRIP_REASONS, WARNING_REASONS
 from gunguard.link.protocol import Attachment
@@ -179,12 +180,46 @@ class Scenario(_Strict):
         return self
 
 
+def examples_dir() -> Path:
+    """The example scenarios: inside the wheel, or ``examples/`` in a checkout."""
+    packaged = resources.files("gunguard") / "examples"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "examples"
+
+
+def example_names() -> list[str]:
+    """The example scenarios (``examples/serial/`` holds a config, not a scenario)."""
+    return sorted(p.stem for p in examples_dir().glob("*.yaml"))
+
+
+def find_scenario(name_or_path: str) -> Path:
+    """A scenario file, or a shipped example by name (``demo-session``, ``demo-live``)."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_file():
+        return candidate
+    shipped = examples_dir() / f"{name_or_path.removesuffix('.yaml')}.yaml"
+    if "/" not in name_or_path and shipped.is_file():
+        return shipped
+    raise ConfigError(
+        [
+            LocatedProblem(
+                name_or_path,
+                None,
+                (),
+                MISSING,
+                f"no such file, and not a shipped example (shipped: {', '.join(example_names())})",
+            )
+        ]
+    )
+
+
 def load_scenario(path: Path) -> Scenario:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
-            [LocatedProblem(str(path), None, (), None, f"cannot read: {exc}")]
+            [LocatedProblem(str(path), None, (), MISSING, f"cannot read: {exc}")]
         ) from None
     data, lines = parse_yaml(text, str(path))
     return validate_scenario(data, str(path), lines)
@@ -242,3 +277,26 @@ def play(bench: Bench, scenario: Scenario) -> None:
 
 def failed_expectations(scenario: Scenario, happened: list[events.Event]) -> list[Expectation]:
     return [e for e in scenario.expect if not e.check(happened)]
+
+
+def judge(
+    scenario: Scenario, happened: list[events.Event], reached: float | None = None
+) -> list[tuple[Expectation, str]]:
+    """Each expectation with ``ok``, ``FAILED`` or ``not reached``.
+
+    ``reached`` is how far a scenario stopped early got (seconds; None: to its end). An
+    expectation that fails there is ``not reached`` when its time had not yet come; a
+    ``no_trip`` is judged on what happened so far.
+    """
+    verdicts = []
+    for expectation in scenario.expect:
+        if expectation.check(happened):
+            verdicts.append((expectation, "ok"))
+            continue
+        window_open = expectation.between is None or expectation.between[1] > (reached or 0.0)
+        early = reached is not None and reached < scenario.duration
+        if early and expectation.no_trip is None and window_open:
+            verdicts.append((expectation, "not reached"))
+        else:
+            verdicts.append((expectation, "FAILED"))
+    return verdicts

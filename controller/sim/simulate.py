@@ -15,12 +15,13 @@ from gunguard.config.loader import ConfigError, config_hash
 from gunguard.config.resolve import resolve_limits
 from gunguard.config.schema import GunguardConfig
 from gunguard.core.clock import VirtualClock
+from gunguard.core.exits import Exit
 from gunguard.operator import eventfmt
 from gunguard.sim.bench import Bench
-from gunguard.sim.scenario import failed_expectations, load_scenario, play
+from gunguard.sim.scenario import failed_expectations, find_scenario, load_scenario, play
 from gunguard.store.ledger import Ledger
 
-EXIT_OK, EXIT_EXPECTATION, EXIT_INVALID = 0, 1, configfile.EXIT_CONFIG
+EXIT_OK, EXIT_EXPECTATION, EXIT_INVALID = Exit.OK, Exit.NO, Exit.CONFIG
 
 
 def simulate(
@@ -28,6 +29,7 @@ def simulate(
 ) -> int:
     """Run the scenario; 0 when every expectation holds, 1 when one fails, 2 when invalid."""
     try:
+        scenario_path = find_scenario(str(scenario_path))
         scenario = load_scenario(scenario_path)
         if config is not None:
             cfg = configfile.load(config)

@@ -52,6 +52,11 @@ def test_the_wheel_holds_one_package_with_the_shipped_configs(wheel):
         ]
         for name in shipped:
             assert zf.read(name) == (REPO / "config" / Path(name).name).read_bytes()
+        examples = sorted(n for n in names if n.startswith("gunguard/examples/"))
+        assert examples == [
+            f"gunguard/examples/{p.relative_to(REPO / 'examples')}"
+            for p in sorted((REPO / "examples").rglob("*.yaml"))
+        ]
         assert "gunguard/core/supervisor.py" in names
         assert "gunguard/hardware/motor.py" in names
         assert "gunguard/py.typed" in names
@@ -106,6 +111,28 @@ def test_an_installed_copy_finds_its_configs_by_name(installed, tmp_path):
     assert found["names"] == ["achilles-tendinopathy", "default"]
     assert found["resolved"] == str(site / "gunguard" / "configs" / "default.yaml")
     assert found["allowed"] == ["calf-left", "calf-right"]
+
+
+def test_an_installed_copy_simulates_its_example_scenarios_by_name(installed, tmp_path):
+    """``pip install gunguard`` then ``gunguard simulate demo-session``, from anywhere."""
+    probe = (
+        "import sys\nfrom gunguard.cli import main\nsys.exit(main(['simulate', 'demo-session']))\n"
+    )
+    done = subprocess.run(
+        [str(installed / "bin" / "python"), "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "  trips: overspeed, overforce" in done.stdout
+    assert "expect trip: overforce between 17 and 17.5 s: ok" in done.stderr
+    probe = "from gunguard.sim.scenario import example_names\nprint(example_names())\n"
+    names = subprocess.run(
+        [str(installed / "bin" / "python"), "-c", probe], capture_output=True, text=True
+    ).stdout
+    assert names.strip() == "['demo-live', 'demo-session']"
 
 
 USER_PROJECT = {

@@ -131,13 +131,23 @@ def test_status_as_text_and_as_json_found_by_socket_or_config(daemon):
 def test_arm_trip_refuse_reset_and_stop(daemon):
     sock = ["--socket", str(daemon.socket)]
     armed = gunguard("region", "calf-right", *sock)
-    assert (armed.returncode, armed.stdout) == (0, "calf-right selected: the motor has power\n")
+    assert armed.returncode == 0, armed.stderr
+    assert armed.stdout.startswith("calf-right armed: the motor has power (rate ")
     running = wait_status(
         daemon.socket, "calf-right percussing", lambda s: s.power_on and s.rate_ppm > 2400
     )
     assert running.state == "armed" and running.region == "calf-right"
 
-    assert gunguard("region", "calf-left", *sock).returncode == 0
+    # The reply says what happened: the gun at 2600 ppm trips calf-left's 2400 cap.
+    at_once = gunguard("region", "calf-left", *sock)
+    assert at_once.returncode == 1
+    assert at_once.stdout.startswith(
+        "calf-left was selected, then tripped at once: overspeed: measured "
+    )
+    assert at_once.stdout.rstrip().endswith(
+        "Motor power is off. The gun ran faster than this region's cap. Turn the speed "
+        "down, then reset and select the region again."
+    )
     tripped = wait_status(daemon.socket, "the overspeed trip", lambda s: s.state == "tripped")
     assert tripped.trip is not None and tripped.trip.reason == "overspeed"
     assert not tripped.power_on
@@ -161,7 +171,7 @@ def test_arm_trip_refuse_reset_and_stop(daemon):
     assert never.stderr == (
         "gunguard: refused neck: never_allowed: neck is never treated with a massage gun\n"
     )
-    assert gunguard("region", "calf-right", *sock).returncode == 0
+    assert gunguard("region", "calf-right", *sock).returncode == 0, "armed again"
     stop = gunguard("stop", *sock)
     assert (stop.returncode, stop.stdout) == (0, "stopped: no region selected, motor power off\n")
     idle = status(daemon.socket)

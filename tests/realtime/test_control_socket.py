@@ -206,9 +206,17 @@ def test_commands_act_on_the_supervisor(serve, sockdir, bench):
     }
     assert bench.supervisor.region is None and not bench.power_on
     bench.supervisor.trip("overspeed", "test")
-    assert client.request(cmd="reset")["cleared"] == "overspeed"
+    bench.supervisor.trip("power_switch_fault", "pulses after the cut")
+    assert client.request(cmd="reset") == {
+        "ok": True,
+        "id": None,
+        "cmd": "reset",
+        "cleared": "overspeed",
+        "reasons": ["overspeed", "power_switch_fault"],
+    }
     assert bench.supervisor.latched is None
     assert client.request(cmd="reset")["cleared"] is None
+    assert client.request(cmd="reset")["reasons"] == []
     assert client.request(cmd="select_region", region="calf-right")["ok"] is True
     assert client.request(cmd="stop") == {"ok": True, "id": None, "cmd": "stop"}
     assert bench.supervisor.region is None and not bench.power_on

@@ -191,6 +191,7 @@ def test_controls_config_is_optional_and_checked():
 
 def test_a_pin_conflict_stops_the_start_with_power_off(tmp_path):
     from gunguard.config import loader as configfile
+    from gunguard.config.schema import GunguardConfig
     from gunguard.service.daemon import Daemon
 
     path = tmp_path / "cfg.yaml"
@@ -199,7 +200,11 @@ def test_a_pin_conflict_stops_the_start_with_power_off(tmp_path):
         "regions: {calf-left: {}}\n"
         "controls: {button_pin: GPIO27}\n"  # the motor switch's pin
     )
-    daemon = Daemon(configfile.load(str(path)), simulated_gun=True)
+    with pytest.raises(configfile.ConfigError, match=r"GPIO27 is already used by hardware\.motor"):
+        configfile.load(str(path))  # check-config and run refuse it (exit 2) ...
+    # ... and the daemon itself still stops the start with power off, should one get past.
+    data, _ = configfile.parse_yaml(path.read_text(), str(path))
+    daemon = Daemon(GunguardConfig.model_validate(data), simulated_gun=True)
     with pytest.raises(GPIOPinInUse, match="pin GPIO27 is already in use"):
         daemon.serve_operator(None)
     assert not daemon.supervisor.power_on

@@ -56,9 +56,10 @@ class Tmux:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    def start(self, session: str, command: str) -> None:
+    def start(self, session: str, command: str, size: tuple[int, int] = (110, 45)) -> None:
+        columns, lines = (str(n) for n in size)
         self.tmux(
-            *("new-session", "-d", "-s", session, "-x", "110", "-y", "45", command),
+            *("new-session", "-d", "-s", session, "-x", columns, "-y", lines, command),
             *(";", "set-option", "-t", session, "remain-on-exit", "on"),
         )
 
@@ -162,8 +163,9 @@ def select(sock: Path, region: str) -> None:
 @pytest.mark.realtime
 @needs_tmux
 def test_dashboard_follows_arm_trip_reset_and_exits_on_ctrl_c(tmux, daemon):
+    """At 80 x 24, the smallest terminal it is laid out for: the time left stays on screen."""
     sock, _ = daemon
-    tmux.start("w", watch_command(sock))
+    tmux.start("w", watch_command(sock), size=(80, 24))
     screen = tmux.wait("w", " IDLE ", "no region", "motor power off", "q quit")
     assert re.search(r"calf-left .* 0\.0 %\s+5:00", screen)
     assert "not allowed: neck" in screen
@@ -177,7 +179,10 @@ def test_dashboard_follows_arm_trip_reset_and_exits_on_ctrl_c(tmux, daemon):
     select(sock, "calf-left")
     screen = tmux.wait("w", " TRIPPED ", "overspeed: m", "Motor power is off")
     assert "calf-left cap 2400 ppm" in screen
-    assert re.search(r"\d\d:\d\d:\d\d  TRIP overspeed", screen)
+    banner = " ".join(screen.replace("│", " ").split())  # the panel wraps at 80 columns
+    assert "Turn the speed down, then reset and select the region again." in banner
+    assert re.search(r"calf-right .* [0-9.]+ %\s+\d:\d\d\s*$", screen, re.MULTILINE)
+    assert "q quit" in screen
 
     tmux.keys("w", "r")
     screen = tmux.wait("w", " IDLE ", "reset: cleared overspeed")
@@ -254,3 +259,24 @@ def screen_text_at(view: View, now: float, height: int | None) -> str:
     console = Console(width=110, record=True, file=io.StringIO(), color_system=None)
     console.print(render(view, now, height))
     return console.export_text()
+
+
+def test_at_80_by_24_every_line_fits_and_the_armed_region_keeps_its_time_left(gunguard_bench):
+    bench = gunguard_bench()  # 16 treatable regions, four never allowed
+    bench.select("calf-left")
+    bench.gun(ppm=2600, force_n=30)
+    bench.run(3.0)
+    bench.supervisor.trip("overforce", "120.0 N > calf-left max 90 N for 100 ms")
+    view = View(socket=Path("/run/gunguard/control.sock"), received_at=3.0)
+    view.status = build_status(bench.supervisor)
+    for i in range(6):
+        view.add_event({"event": "region", "region": f"calf-{i}"})
+    console = Console(width=80, height=24, record=True, file=io.StringIO(), color_system=None)
+    console.print(render(view, 3.0, 24, 80))
+    lines = console.export_text().rstrip("\n").splitlines()
+    assert len(lines) <= 24
+    assert all(len(line) <= 80 for line in lines)
+    text = "\n".join(lines)
+    assert "overforce: 120.0 N" in text and "You pressed harder than this region allows." in text
+    assert re.search(r"> calf-left .* [0-9.]+ %\s+\d:\d\d", text)
+    assert lines[-1].startswith("q quit")

@@ -255,3 +255,32 @@ def test_sim_firmware_runs_the_built_in_firmware_on_a_pty_not_serial_port(tmp_pa
     # The built-in firmware drove the simulated motor: contact was counted.
     (contact,) = re.findall(r"calf-left +contact +([0-9.]+) s", proc.stdout)
     assert float(contact) > 0.0
+
+
+def test_sim_gun_judges_the_scenarios_expectations_and_a_stall_trips(tmp_path):
+    """``run --sim-gun`` exits 1 when its story did not happen (``make demo`` with it)."""
+    config = write_config(tmp_path / "cfg.yaml")
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        "duration: 2.5\nsteps:\n"
+        "  - {at: 0.2, region: calf-left}\n"
+        "  - {at: 0.3, gun: {ppm: 2000, force_n: 20}}\n"
+        "  - {at: 1.0, fault: {loop_stall_ms: 400}}\n"
+        "expect:\n"
+        "  - {trip: loop_overrun, between: [1.0, 2.5]}\n"
+        "  - {trip: overforce}\n"
+    )
+    done = subprocess.run(
+        [*gunguard_command(), "run", "--config", str(config), "--sim-gun", str(scenario)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S * 3,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "TRIP loop_overrun: " in done.stdout
+    expectations = [line for line in done.stderr.splitlines() if line.startswith("expect ")]
+    assert expectations == [
+        "expect trip: loop_overrun between 1 and 2.5 s: ok",
+        "expect trip: overforce: FAILED",
+    ]

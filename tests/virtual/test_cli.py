@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib.util
 import json
 import logging
 import re
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import gunguard
 from bench.processes import gunguard_command
 from gunguard.cli import main
 from gunguard.config import loader as configfile
@@ -35,16 +38,104 @@ def check_config(capsys, target: str) -> tuple[int, str, str]:
     return rc, out, err
 
 
-@pytest.mark.parametrize("name", configfile.shipped_names())
-def test_shipped_names_resolve_and_are_valid(capsys, name):
-    rc, out, err = check_config(capsys, name)
-    assert rc == 0, err
-    cfg = configfile.load(name)
-    allowed = [n for n, r in cfg.regions.items() if r.allowed]
-    assert out.splitlines() == [
-        f"{name}: valid ({len(allowed)} treatable regions: {', '.join(allowed)})",
-        f"config hash {configfile.config_hash(cfg)}",
+CHECKED_AGAIN = "  checked again at each selection, with: force sensor, rest, dose left, link"
+NEVER = "never_allowed: {0} is never treated with a massage gun"
+
+
+def test_the_default_summary_lists_what_arms_today_and_why_the_rest_does_not(capsys):
+    rc, out, err = check_config(capsys, "default")
+    assert (rc, err) == (0, "")
+    muscles = [
+        f"{part}-{side}"
+        for part in ("calf", "quadriceps", "hamstrings", "glutes")
+        for side in ("left", "right")
     ]
+    arms = [
+        *muscles,
+        "upper-back",
+        "lower-back",
+        *(f"{p}-{s}" for p in ("shoulder", "upper-arm", "forearm") for s in ("left", "right")),
+    ]
+    assert out.splitlines() == [
+        f"default: valid; 16 regions arm today: {', '.join(arms)}",
+        "  refused chest: contraindication: chest only with a muscular chest "
+        "(screening.muscular_chest)",
+        *(f"  refused {r}: {NEVER.format(r)}" for r in ("face", "head", "neck", "throat")),
+        CHECKED_AGAIN,
+        f"config hash {configfile.config_hash(configfile.load('default'))}",
+    ]
+
+
+def test_the_achilles_summary(capsys):
+    rc, out, _ = check_config(capsys, "achilles-tendinopathy")
+    assert rc == 0
+    assert out.splitlines()[:3] == [
+        "achilles-tendinopathy: valid; 2 regions arm today: calf-left, calf-right",
+        "  refused achilles-left, achilles-right: not_allowed: leave the tendon alone until "
+        "it has calmed down",
+        "  refused heel-left, heel-right: not_allowed: never on the insertion while the "
+        "tendon is irritated",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("screening", "why"),
+    [
+        (
+            "{conditions: [diabetes]}",
+            "contraindication: systemic condition (diabetes): no massage gun use at all",
+        ),
+        (
+            "{normal_sensation: false}",
+            "contraindication: no normal sensation: you could not feel harm being done",
+        ),
+    ],
+)
+def test_a_systemic_contraindication_arms_nothing(capsys, tmp_path, screening, why):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"regions: {{calf-left: {{}}, calf-right: {{}}}}\nscreening: {screening}\n")
+    rc, out, _ = check_config(capsys, str(path))
+    assert rc == 0
+    assert out.splitlines()[:2] == [
+        f"{path}: valid, but no region arms today",
+        f"  refused calf-left, calf-right: {why}",
+    ]
+
+
+def test_wounds_scars_and_heel_bursitis_are_refused_in_the_summary(capsys, tmp_path):
+    young = dt.date.today() - dt.timedelta(days=10)
+    old = dt.date.today() - dt.timedelta(days=200)
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "regions: {calf-left: {}, calf-right: {}, shin-left: {}, shin-right: {}, "
+        "heel-left: {}}\n"
+        "screening:\n  wounds: [calf-right]\n  heel_bursitis: true\n"
+        f"  scars: [{{region: shin-left, since: {young}}}, {{region: shin-right, since: {old}}}]\n"
+    )
+    rc, out, _ = check_config(capsys, str(path))
+    assert rc == 0
+    allowed_on = young + dt.timedelta(days=84)
+    assert out.splitlines()[:5] == [
+        f"{path}: valid; 2 regions arm today: calf-left, shin-right",
+        "  refused calf-right: wound: open wound or inflammation listed in screening.wounds",
+        f"  refused shin-left: new_scar: scar from {young} is 10 days old; allowed from "
+        f"{allowed_on}",
+        "  refused heel-left: contraindication: never on the heel insertion with heel bursitis",
+        CHECKED_AGAIN,
+    ]
+
+
+def test_a_none_condition_is_valid_with_a_warning(capsys, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("regions: {calf-left: {}}\nscreening:\n  conditions: [none]\n")
+    rc, out, err = check_config(capsys, str(path))
+    assert rc == 0
+    assert err == (
+        f"gunguard: warning: {path}:3: screening.conditions[0] = 'none': 'none' is not a "
+        "condition: any entry refuses every region; for no condition write `conditions: []` "
+        "(known conditions: diabetes, osteoporosis, iron_deficiency, kidney_disease)\n"
+    )
+    assert out.startswith(f"{path}: valid, but no region arms today\n")
 
 
 def test_the_shipped_names_are_the_repository_configs():
@@ -57,7 +148,7 @@ def test_a_valid_file_by_path(capsys, tmp_path):
     path.write_text("regions:\n  calf-left: {max_ppm: 2000}\n")
     rc, out, _ = check_config(capsys, str(path))
     assert rc == 0
-    assert out.startswith(f"{path}: valid (1 treatable regions: calf-left)\n")
+    assert out.startswith(f"{path}: valid; 1 region arms today: calf-left\n")
 
 
 BAD = [
@@ -156,9 +247,7 @@ def test_the_installed_command_exits_2(tmp_path):
         timeout=120,
     )
     assert done.returncode == 2
-    assert f"{path}:2: screening.normal_sensation = 'maybe': Input should be a valid boolean" in (
-        done.stderr
-    )
+    assert f"{path}:2: screening.normal_sensation = 'maybe': must be true or false" in (done.stderr)
     done = subprocess.run(
         [*gunguard_command(), "check-config", "achilles-tendinopathy"],
         capture_output=True,
@@ -225,3 +314,80 @@ def test_run_refuses_a_firmware_it_cannot_have(capsys, tmp_path, config, scenari
         args += ["--sim-gun", str(tmp_path / "s.yaml")]
     assert main(args) == 2
     assert problem in capsys.readouterr().err
+
+
+# -- clean errors: one line, a documented exit status, the next step ---------------------------
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*gunguard_command(), *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+def test_version():
+    done = run_cli("--version")
+    assert (done.returncode, done.stdout) == (0, f"gunguard {gunguard.__version__}\n")
+
+
+def test_power_off_that_cannot_drive_the_pin_is_one_line_and_exit_3(capsys, monkeypatch):
+    from gunguard.hardware import poweroff
+
+    def unusable(*_):
+        raise RuntimeError("pin factory 'lgpio' is not usable here: No module named 'lgpio'")
+
+    monkeypatch.setattr(poweroff, "force_power_off", unusable)
+    assert main(["power-off"]) == 3
+    _, err = capsys.readouterr()
+    assert err == (
+        "gunguard power-off: could not drive GPIO27 off: pin factory 'lgpio' is not usable "
+        "here: No module named 'lgpio' (only the gate pull-down holds the motor off now)\n"
+    )
+
+
+no_gpio = pytest.mark.skipif(
+    importlib.util.find_spec("lgpio") is not None, reason="this machine has lgpio (a Pi?)"
+)
+
+
+@no_gpio
+def test_run_without_gpio_writes_no_state_and_names_the_next_steps(tmp_path):
+    store = tmp_path / "state" / "history.db"
+    done = run_cli("run", "--config", "default", "--db", str(store), cwd=tmp_path)
+    assert done.returncode == 3
+    assert not store.parent.exists(), "nothing is written before the hardware is up"
+    assert list(tmp_path.iterdir()) == [], "nothing in the working directory either"
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+    line = done.stderr
+    assert line.startswith("gunguard: hardware initialisation failed: no usable GPIO pin factory")
+    for step in ("'gunguard[pi]'", "--sim-gun demo-session", "{pin_factory: mock}"):
+        assert step in line
+
+
+@no_gpio
+def test_power_off_without_gpio_exits_3_in_one_line():
+    done = run_cli("power-off")
+    assert done.returncode == 3
+    assert done.stderr.startswith("gunguard power-off: could not drive GPIO27 off: ")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_run_prints_each_config_problem_once(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("limits:\n  max_force_n: 500\nregions: {neck: {}}\n")
+    done = run_cli("run", "--config", str(bad))
+    checked = run_cli("check-config", str(bad))
+    assert (done.returncode, checked.returncode) == (2, 2)
+    assert done.stderr == checked.stderr
+    assert done.stderr.splitlines()[0] == "gunguard: invalid configuration (2 problem(s)):"
+
+
+def test_history_on_a_fresh_machine_says_there_is_none_yet(capsys, tmp_path):
+    assert main(["history", "--db", str(tmp_path / "history.db")]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"no treatments yet (no treatment history at {tmp_path / 'history.db'})\n"
+    assert err == ""
+    assert main(["history", "--json", "--db", str(tmp_path / "history.db")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["treatments"], data["trips"], data["regions"]) == ([], [], [])
+    assert not (tmp_path / "history.db").exists()

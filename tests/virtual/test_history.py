@@ -201,9 +201,9 @@ def test_the_cli_shows_a_real_store_readably_and_as_json(store):
 
 
 def test_the_cli_refuses_a_broken_store_and_leaves_it(tmp_path):
-    missing = run("--db", str(tmp_path / "nothing.db"))
-    assert missing.returncode == 4
-    assert "no such file" in missing.stderr
+    missing = run("--db", str(tmp_path / "nothing.db"))  # a fresh machine is not an error
+    assert (missing.returncode, missing.stderr) == (0, "")
+    assert missing.stdout.startswith("no treatments yet")
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"\x00garbage" * 1000)
     before = digest(garbage)

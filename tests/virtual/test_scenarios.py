@@ -278,7 +278,7 @@ def test_demo_session_passes(capsys):
     rc, lines, err = run_json(capsys, REPO / "examples" / "demo-session.yaml")
     assert rc == 0, err
     assert lines[-1]["trips"] == ["overspeed", "overforce"]
-    assert err.count(": ok") == 4
+    assert err.count(": ok") == 5
     assert {line["event"] for line in lines[:-1]} <= CONTRACT_EVENTS
 
 

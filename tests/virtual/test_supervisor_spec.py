@@ -644,7 +644,7 @@ def test_a_welded_switch_after_a_trip_is_announced_but_the_first_reason_stays(be
 # -- loop_overrun ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("stall_ms", "trips"), [(18, []), (21, ["loop_overrun"])])
+@pytest.mark.parametrize(("stall_ms", "trips"), [(98, []), (101, ["loop_overrun"])])
 def test_loop_overrun_boundary(bench, stall_ms, trips):
     bench.gun(ppm=2200, force_n=30)
     bench.run(1.0)
@@ -654,7 +654,7 @@ def test_loop_overrun_boundary(bench, stall_ms, trips):
     if trips:
         trip = only_trip(bench)
         assert 1.0 + stall_ms / 1000 <= trip.t <= 1.0 + (stall_ms + 2) / 1000
-        assert trip.fields["detail"].endswith("(max_loop_gap_ms 20)")
+        assert trip.fields["detail"].endswith("(max_loop_gap_ms 100)")
     assert bench.power_on == (trips == [])
 
 
@@ -664,11 +664,11 @@ def test_dynamic_enable_loses_power_while_the_loop_is_frozen(gunguard_bench, cfg
     bench.gun(ppm=2200, force_n=30)
     bench.run(1.0)
     assert bench.sim.powered(bench.now)
-    bench.fault(loop_stall_ms=50)
+    bench.fault(loop_stall_ms=150)
     bench.run(0.01)
     assert bench.supervisor.power_on  # the supervisor did not cut: it is frozen
     assert not bench.sim.powered(bench.now)  # but the charge pump has drained
-    bench.run(0.05)
+    bench.run(0.15)
     assert bench.trips() == ["loop_overrun"]
 
 
