@@ -595,7 +595,7 @@ class Supervisor:
         if region is not None:
             window = self._force_window
             window.add(now, gap, force, region.max_force_n)
-            if window.over_s >= lim.force_debounce_s:
+            if window.over_s >= lim.force_debounce_s - 1e-9:  # (sums of ticks: rounding)
                 self.trip(
                     TripReason.OVERFORCE,
                     f"{force:.1f} N; above {region.name}'s {region.max_force_n:g} N for "
