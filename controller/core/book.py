@@ -66,7 +66,9 @@ class MemoryBook:
     def add(
         self, region: str, bucket: int, contact_s: float, percussion_s: float, wall: float
     ) -> None:
-        counted = self._counted.setdefault(region, Counted())
+        counted = self._counted.get(region)
+        if counted is None:
+            counted = self._counted[region] = Counted()
         if contact_s:
             counted.contact[bucket] = counted.contact.get(bucket, 0.0) + contact_s
         counted.percussion[bucket] = counted.percussion.get(bucket, 0.0) + percussion_s

@@ -40,6 +40,8 @@ BACKSTOP_FACTOR = 1.5
 #: Rounding slack when comparing a dose with 1.0 (a sum recomputed from stored seconds
 #: differs from the running sum in the last bits).
 DOSE_EPSILON = 1e-6
+#: A dose (or backstop) at or past this is used up.
+DOSE_FULL = 1.0 - DOSE_EPSILON
 
 Allowance = tuple[float, ...]  # seconds allowed per bucket
 
@@ -140,7 +142,7 @@ class RegionDose:
 
     def __init__(self, limits: RegionLimits, counted: Counted | None = None) -> None:
         self.limits = limits
-        counted = counted or Counted()
+        counted = counted if counted is not None else Counted()
         self.allowance = tightest(limits.allowance, counted.allowance)
         self._inverse = tuple(1.0 / s for s in self.allowance)
         self.contact = [0.0] * BUCKETS
@@ -170,12 +172,12 @@ class RegionDose:
     @property
     def exhausted(self) -> bool:
         """The treatment's whole allowance is used: trip now, refuse arming later."""
-        return self.dose >= 1.0 - DOSE_EPSILON
+        return self.dose >= DOSE_FULL
 
     @property
     def backstop_exhausted(self) -> bool:
         """Percussion without confirmed contact has reached the backstop bound."""
-        return self.backstop >= 1.0 - DOSE_EPSILON
+        return self.backstop >= DOSE_FULL
 
     @property
     def contact_seconds(self) -> float:

@@ -41,7 +41,7 @@ from gunguard.core.admission import Refusal
 from gunguard.core.book import MemoryBook, TreatmentBook
 from gunguard.core.ceilings import DOSE_WARNING, POWER_SWITCH_CHECK_S
 from gunguard.core.clock import Clock
-from gunguard.core.dose import BACKSTOP_FACTOR, RegionDose, bucket_of
+from gunguard.core.dose import BACKSTOP_FACTOR, DOSE_FULL, RegionDose, bucket_of
 from gunguard.core.events import Event, EventBus, State
 from gunguard.core.force import Contact, ForceWindow
 from gunguard.core.limits import (
@@ -614,13 +614,13 @@ class Supervisor:
                 contact_s = gap if contact else 0.0
                 level = dose.add(bucket, contact_s, gap)
                 self.book.add(region.name, bucket, contact_s, gap, self._clock.wall())
-                if dose.exhausted:
+                if level >= DOSE_FULL:
                     self.trip(
                         TripReason.REGION_DOSE,
                         f"{region.name} dose {level:.3f} after {dose.contact_seconds:.1f} s "
                         f"of contact ({_bands_text(dose)})",
                     )
-                elif dose.backstop_exhausted:
+                elif dose.backstop >= DOSE_FULL:
                     self.trip(
                         TripReason.REGION_DOSE,
                         f"{region.name}: {dose.percussion_seconds:.1f} s of powered percussion, "
