@@ -18,7 +18,7 @@ from gunguard.service.daemon import Daemon
 from gunguard.service.rt import apply_realtime
 from gunguard.service.systemd import attach_systemd
 from gunguard.sim.realtime import play_live, print_events_live
-from gunguard.sim.scenario import load_scenario
+from gunguard.sim.scenario import check_scenario, load_scenario
 from gunguard.store.ledger import Ledger, open_ledger
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = configfile.load(args.config)
         scenario = load_scenario(Path(args.sim_gun)) if args.sim_gun else None
+        if scenario is not None:
+            check_scenario(scenario, cfg)
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("invalid configuration: %s", problem)

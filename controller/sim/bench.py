@@ -18,7 +18,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gunguard.assembly.build import Assembly, assemble
@@ -110,7 +110,8 @@ class Bench:
     def restart(self) -> None:
         """The daemon restarts in place: a new supervisor, pins and all, on the same store.
 
-        The person still holds the gun: its set rate, force and faults carry over.
+        The person still holds the gun: its set rate, force, timelines and faults carry
+        over.
         """
         old = self.sim
         self._earlier_doses.update(self.supervisor.doses())
@@ -120,8 +121,7 @@ class Bench:
             close()
         self.emit(events.RESTART)
         self._boot()
-        self.sim.set(ppm=old.set_ppm, force_n=old.force_n)
-        self.sim.faults = old.faults
+        self.sim.take_over(old)
 
     def reboot(self) -> None:
         """The Pi was off and boots again: a restart on a new boot (and so a monotonic
@@ -218,7 +218,38 @@ class Bench:
 
     # -- the gun ------------------------------------------------------------------------
     def gun(self, ppm: float | None = None, force_n: float | None = None) -> None:
+        """The person sets the speed and presses (back to the rate and force models)."""
         self.sim.set(ppm=ppm, force_n=force_n)
+
+    def tach_periods(
+        self, periods_ms: Sequence[float], *, repeat: bool = True, per: str = "pulse"
+    ) -> None:
+        """The tach pulses at these periods (ms) from now, instead of the motor's rate.
+
+        ``per="pulse"``: tach pulse to tach pulse; ``per="percussion"``: one
+        percussion each, split into ``pulses_per_percussion`` pulses. Pulses need the
+        motor's power, as the rate model's do (see :meth:`SimulatedGun.tach_periods`).
+        """
+        self.sim.tach_periods(periods_ms, repeat=repeat, per=per)
+
+    def force_samples(
+        self, samples_n: Sequence[float], sample_ms: float, *, repeat: bool = True
+    ) -> None:
+        """The press from now: each force (N) for ``sample_ms``, exact (no noise)."""
+        self.sim.force_samples(samples_n, sample_ms, repeat=repeat)
+
+    def force_pattern(
+        self,
+        high_n: float,
+        low_n: float,
+        period_ms: float,
+        *,
+        duty: float | None = None,
+        high_ms: float | None = None,
+    ) -> None:
+        """The press from now: ``high_n`` for ``duty`` of every period (or ``high_ms``),
+        ``low_n`` the rest, high first."""
+        self.sim.force_pattern(high_n, low_n, period_ms, duty=duty, high_ms=high_ms)
 
     def fault(
         self,

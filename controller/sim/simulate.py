@@ -17,7 +17,7 @@ from gunguard.config.schema import GunguardConfig
 from gunguard.core.clock import VirtualClock
 from gunguard.operator import eventfmt
 from gunguard.sim.bench import Bench
-from gunguard.sim.scenario import failed_expectations, load_scenario, play
+from gunguard.sim.scenario import check_scenario, failed_expectations, load_scenario, play
 from gunguard.store.ledger import Ledger
 
 EXIT_OK, EXIT_EXPECTATION, EXIT_INVALID = 0, 1, configfile.EXIT_CONFIG
@@ -35,6 +35,7 @@ def simulate(
             cfg = configfile.load(scenario.config, relative_to=scenario_path.resolve().parent)
         else:
             cfg = configfile.load("default")
+        check_scenario(scenario, cfg)
     except ConfigError as exc:
         print(
             f"gunguard simulate: invalid input ({len(exc.problems)} problem(s)):", file=sys.stderr
