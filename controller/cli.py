@@ -176,6 +176,13 @@ def _parser() -> argparse.ArgumentParser:
         "$RUNTIME_DIRECTORY or /run/gunguard; with --sim-gun, none unless given)",
     )
 
+    p.add_argument(
+        "--record",
+        metavar="FILE",
+        help="write the raw sensor trace (tach edges, force readings, operator actions) to "
+        "FILE as JSON lines, for `gunguard simulate --replay` (docs/scenarios.md)",
+    )
+
     p = add("check-config", cmd_check_config, "validate a config file (exit 0, or 2 with errors)")
     p.add_argument("file", help="config file or shipped name")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gunguard.assembly.build import Assembly, assemble
+from gunguard.assembly.build import Assembly, SensorTap, assemble
 from gunguard.assembly.rig import Rig, build_rig
 from gunguard.config.schema import GunguardConfig, SerialConfig
 from gunguard.core.book import TreatmentBook
@@ -45,9 +45,11 @@ class Daemon:
         *,
         simulated_gun: bool = False,
         book: Callable[[], TreatmentBook] | TreatmentBook | None = None,
+        tap: SensorTap | None = None,
     ) -> None:
         """``book`` may be a factory: it is then called once the hardware is up (power
-        off), so a failed start-up leaves no state behind."""
+        off), so a failed start-up leaves no state behind. ``tap`` sees the sensors
+        on their way into the supervisor (``--record``)."""
         self.cfg = cfg
         self.clock = RealClock()
         self.bus = EventBus()
@@ -74,7 +76,7 @@ class Daemon:
             if cfg.serial is not None:
                 link = self._open_firmware_link(cfg.serial, simulated_gun)
             self.assembly: Assembly = assemble(
-                cfg, self.clock, rig, book=book, link=link, bus=self.bus
+                cfg, self.clock, rig, book=book, link=link, bus=self.bus, tap=tap
             )
             self.supervisor = self.assembly.supervisor
             self.guard = self.assembly.guard

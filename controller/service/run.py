@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gunguard.config import loader as configfile
 from gunguard.config.loader import ConfigError
+from gunguard.config.schema import GunguardConfig
 from gunguard.core.clock import RealClock
 from gunguard.core.reasons import RefusalReason
 from gunguard.operator import eventfmt
@@ -19,11 +20,19 @@ from gunguard.service.rt import apply_realtime
 from gunguard.service.systemd import attach_systemd
 from gunguard.sim.realtime import play_live, print_events_live
 from gunguard.sim.scenario import check_scenario, load_scenario
+from gunguard.sim.trace import TraceRecorder
 from gunguard.store.ledger import Ledger, open_ledger
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_CONFIG, EXIT_HARDWARE = 0, configfile.EXIT_CONFIG, 3
+
+
+def open_recorder(path: Path, cfg: GunguardConfig, config: str) -> TraceRecorder:
+    """The ``--record`` trace, its header written (OSError: it cannot be written)."""
+    given = Path(config).expanduser()
+    name = str(given.resolve()) if given.is_file() else config  # a shipped name stays one
+    return TraceRecorder(path, cfg, RealClock(), config=name)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +56,13 @@ def run(args: argparse.Namespace) -> int:
         scratch = tempfile.TemporaryDirectory(prefix="gunguard-sim-")
         store = Path(scratch.name) / "history.db"
     opened: list[Ledger] = []
+    recorder = None
+    if getattr(args, "record", None):
+        try:
+            recorder = open_recorder(Path(args.record), cfg, args.config)
+        except OSError as exc:
+            print(f"gunguard: cannot record to {args.record}: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
 
     def open_book() -> Ledger:
         ledger = open_ledger(cfg, RealClock(), path=store)
@@ -60,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
         return ledger
 
     try:
-        daemon = Daemon(cfg, simulated_gun=scenario is not None, book=open_book)
+        daemon = Daemon(cfg, simulated_gun=scenario is not None, book=open_book, tap=recorder)
     except Exception as exc:
+        if recorder is not None:
+            recorder.close()
         for ledger in opened:
             ledger.close()
         if scratch is not None:
@@ -73,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
         daemon.add_closer(scratch.cleanup)  # (closers run last-added first)
     for ledger in opened:
         daemon.add_closer(ledger.close)  # after power is off: stores the last counted seconds
+    if recorder is not None:
+        # Events reach it on the dispatcher thread; it closes once every event up to
+        # "power off" was delivered (closers run after the dispatcher stops).
+        daemon.bus.subscribe(recorder.on_event)
+        daemon.add_stop_callback(recorder.stopping)
+        daemon.add_closer(recorder.close)
     try:
         control = getattr(args, "control_socket", None)
         daemon.serve_operator(daemon_socket_path(cfg, control, simulated=scenario is not None))
@@ -92,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
     if scenario is not None:
         if not args.verbose:  # the printed events are the output; the log would repeat them
             logging.getLogger("gunguard.core.supervisor").setLevel(logging.CRITICAL)
-        print_events_live(daemon.bus, as_json=args.json, since=daemon.clock.monotonic())
+        # With --record, times count from the recording's start, as its replay's do.
+        since = recorder.t0 if recorder is not None else daemon.clock.monotonic()
+        print_events_live(daemon.bus, as_json=args.json, since=since)
         trips: list[str] = []
         daemon.bus.subscribe(
             lambda e: trips.append(e.fields["reason"]) if e.kind == "trip" else None

@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gunguard.assembly.build import Assembly, assemble
+from gunguard.assembly.build import Assembly, SensorTap, assemble
 from gunguard.config.schema import GunguardConfig
 from gunguard.core import events
 from gunguard.core.admission import Refusal
@@ -56,10 +56,15 @@ class Bench:
         start_wall: float = DEFAULT_START_WALL,
         book: TreatmentBook | None = None,
         book_factory: Callable[[VirtualClock], TreatmentBook] | None = None,
+        tap: SensorTap | None = None,
+        clock: VirtualClock | None = None,
     ) -> None:
+        """``tap`` sees the sensors on their way in, as in ``gunguard run --record``;
+        ``clock`` is the bench's time (a new one at 0 from ``start_wall`` if None)."""
         self.cfg = cfg
+        self._tap = tap
         self.seed = seed
-        self.clock = VirtualClock(0.0, start_wall)
+        self.clock = clock if clock is not None else VirtualClock(0.0, start_wall)
         self.bus = EventBus()
         self.events: list[Event] = []
         self.bus.subscribe(self.events.append)
@@ -97,7 +102,7 @@ class Bench:
             if self.firmware is not None and self.firmware.link_mode != "unplugged":
                 self.link.connection_made(clock.monotonic())
         self.assembly: Assembly = assemble(
-            self.cfg, clock, rig, book=self.book, link=self.link, bus=self.bus
+            self.cfg, clock, rig, book=self.book, link=self.link, bus=self.bus, tap=self._tap
         )
         self.rig = rig
         self.supervisor = self.assembly.supervisor
