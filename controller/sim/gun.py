@@ -41,6 +41,8 @@ FORCE_NOISE_MIN_N = 0.5
 #: A timeline's sample or phase boundary that falls on a tick belongs to the new value,
 #: whatever the float rounding of the tick's time.
 BOUNDARY_EPS_S = 1e-9
+#: A replay's motor counts as stopped this long after its last recorded pulse.
+REPLAY_STOPPED_S = 0.25
 #: Longest sequence a timeline takes (a scenario's list, a bench call).
 MAX_TIMELINE_ITEMS = 1_000_000
 
@@ -123,6 +125,11 @@ class ForcePattern:
         return self.high_n if phase < self.high_s else self.low_n
 
 
+#: A recorded time is rounded to the microsecond: a sample is seen from half of one
+#: before it, so a tick at the very time it was read sees it, whatever the rounding.
+RECORDED_RESOLUTION_S = 1e-6
+
+
 class RawSamples:
     """Recorded raw ADC readings (0..1), each held until the next one (a replay)."""
 
@@ -134,7 +141,8 @@ class RawSamples:
 
     def raw(self, t: float) -> float:
         """The reading at ``t``: the latest sample at or before it (the first before any)."""
-        return self._raws[max(0, bisect.bisect_right(self._times, t) - 1)]
+        i = bisect.bisect_right(self._times, t + RECORDED_RESOLUTION_S / 2.0) - 1
+        return self._raws[max(0, i)]
 
 
 def check_periods(periods_ms: Sequence[float], what: str = "tach_periods_ms") -> None:
@@ -393,8 +401,14 @@ class SimulatedGun:
     def _update_rate(self, now: float) -> None:
         dt = now - self._last_update
         self._last_update = now
-        if dt <= 0.0 or self._timeline is not None or self._replaying:
-            return  # a timeline or a replay sets the rate itself
+        if self._replaying:
+            # The recorded pulses set the rate; none for a while: the motor has stopped.
+            last = self._last_pulse
+            if last is None or now - last > REPLAY_STOPPED_S:
+                self.rate_ppm = 0.0
+            return
+        if dt <= 0.0 or self._timeline is not None:
+            return  # a timeline sets the rate itself
         running = self._running(now)
         target = min(self.set_ppm, self.firmware_cap_ppm) if running else 0.0
         rate = self.rate_ppm
@@ -511,6 +525,7 @@ class SimulatedGun:
             self._update_rate(now)
             if (
                 self._timeline is None
+                and not self._replaying
                 and self._next_pulse == math.inf
                 and self.rate_ppm >= MIN_RUNNING_PPM
             ):
