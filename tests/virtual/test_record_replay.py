@@ -3,7 +3,7 @@
 A session recorded on the bench replays to the same events (to the trace's microsecond
 resolution), a trace written by hand (the documented format) replays through any
 config, bad traces are refused with file, line and key, and a full queue drops samples
-instead of blocking. The real-time round trip is in tests/realtime.
+instead of blocking. The real-time round trip is in tests/realtime/test_live_recording.py.
 """
 
 from __future__ import annotations
