@@ -58,8 +58,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from gunguard.sim.simulate import simulate
+    from gunguard.sim.simulate import replay, simulate
 
+    if (args.scenario is None) == (args.replay is None):
+        print("gunguard simulate: give a SCENARIO or --replay FILE (one of them)", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.replay is not None:
+        return replay(Path(args.replay), config=args.config, as_json=args.json, db=args.db)
     return simulate(Path(args.scenario), config=args.config, as_json=args.json, db=args.db)
 
 
@@ -196,14 +201,29 @@ def _parser() -> argparse.ArgumentParser:
         "$RUNTIME_DIRECTORY or /run/gunguard; with --sim-gun, none unless given)",
     )
 
+    p.add_argument(
+        "--record",
+        metavar="FILE",
+        help="write the raw sensor trace (tach edges, force readings, operator actions) to "
+        "FILE as JSON lines, for `gunguard simulate --replay` (docs/scenarios.md)",
+    )
+
     p = add("check-config", cmd_check_config, "validate a config file (exit 0, or 2 with errors)")
     p.add_argument("file", help="config file or shipped name")
 
     add("schema", cmd_schema, "print the config's JSON Schema (for editors)")
 
-    p = add("simulate", cmd_simulate, "run a scenario in virtual time")
-    p.add_argument("scenario", help="scenario YAML file")
-    p.add_argument("--config", help="config file or shipped name (overrides the scenario's)")
+    p = add("simulate", cmd_simulate, "run a scenario, or replay a recorded trace, in virtual time")
+    p.add_argument("scenario", nargs="?", help="scenario YAML file")
+    p.add_argument(
+        "--replay",
+        metavar="FILE",
+        help="replay a trace written by `gunguard run --record` instead of a scenario",
+    )
+    p.add_argument(
+        "--config",
+        help="config file or shipped name (overrides the scenario's, or the recorded one)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per event")
     p.add_argument("--db", help="treatment store to use (default: a temporary one)")
 

@@ -11,6 +11,26 @@ builds a :class:`gunguard.sim.bench.Bench` on mock pins and a virtual clock::
         assert bench.trips() == ["region_dose"]
         assert not bench.power_on
 
+What a bench offers (docs/bench.md has the details):
+
+==============================================  ==========================================
+select(region) / select(None)                   Arm a region (a refusal or None) / disarm.
+reset()                                         Clear a latched trip (select again after).
+gun(ppm=, force_n=)                             Speed and press (the motor, force models).
+tach_periods(periods_ms, repeat=, per=)         The tach as periods, exact edge times.
+force_samples(samples_n, sample_ms, repeat=)    The press as exact samples.
+force_pattern(high_n, low_n, period_ms, duty=)  The press: high_n for part of a period.
+fault(force=, tach=, power_switch=, ...)        Inject a fault ("none" clears it).
+run(seconds) / run_until(t)                     Move virtual time, ticking the loop.
+restart() / reboot()                            Daemon restart (same boot) / Pi reboot.
+step_wall(seconds)                              The calendar clock steps (NTP).
+trips()                                         Every trip reason, in order.
+first(kind, **fields)                           The first matching event, or None.
+summary()                                       Per region contact, dose, bands; trips.
+events                                          Every event (.t, .kind, .fields).
+power_on                                        Is the motor's power on now?
+==============================================  ==========================================
+
 Every bench is closed (power off, pins released) after the test, and gpiozero's global
 ``Device.pin_factory`` is put back as it was. Loading this plugin imports nothing but
 pytest: gunguard, gpiozero and pydantic are imported when a test first uses the

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from gunguard.assembly.rig import Rig
 from gunguard.config.loader import config_hash
@@ -18,13 +19,28 @@ from gunguard.config.schema import GunguardConfig
 from gunguard.core.book import TreatmentBook
 from gunguard.core.clock import Clock
 from gunguard.core.events import EventBus
+from gunguard.core.ports import ForceInput
 from gunguard.core.reasons import TripReason
 from gunguard.core.supervisor import Supervisor
+from gunguard.hardware.tachometer import EdgeHandler
 from gunguard.link.guard import FirmwareGuard, Link
 from gunguard.operator.controls import PhysicalControls
 from gunguard.store.ledger import Ledger
 
 log = logging.getLogger(__name__)
+
+
+class SensorTap(Protocol):
+    """Sees the sensors where they enter the supervisor (``gunguard run --record``).
+
+    Each method wraps what the supervisor would get and returns the wrapper, which
+    must pass every edge and return every reading unchanged, and never block: the
+    edge thread and the control loop call it.
+    """
+
+    def edges(self, handler: EdgeHandler) -> EdgeHandler: ...
+
+    def force(self, sensor: ForceInput) -> ForceInput: ...
 
 
 @dataclass
@@ -56,12 +72,14 @@ def assemble(
     link: Link | None = None,
     bus: EventBus | None = None,
     controls: bool = False,
+    tap: SensorTap | None = None,
 ) -> Assembly:
     """Wire a supervisor for ``cfg`` onto ``rig``.
 
     ``link`` is used only when the config has a ``serial:`` section; ``controls``
     builds the physical button, buzzer and LED of a ``controls:`` section (the
-    daemon: their thread starts with it). If anything fails, power is off and the
+    daemon: their thread starts with it). ``tap`` sees every tach edge and force
+    reading on their way in (a recording). If anything fails, power is off and the
     pins are released before the error propagates.
     """
     bus = bus or EventBus()
@@ -69,13 +87,14 @@ def assemble(
         supervisor = Supervisor(
             resolve_limits(cfg),
             clock,
-            force=rig.force,
+            force=rig.force if tap is None else tap.force(rig.force),
             switch=rig.switch,
             bus=bus,
             book=book,
             config_tag=config_hash(cfg),
         )
-        rig.tachometer.connect(supervisor.on_tach_edge)
+        on_edge = supervisor.on_tach_edge
+        rig.tachometer.connect(on_edge if tap is None else tap.edges(on_edge))
         if isinstance(book, Ledger):
             wire_ledger(book, supervisor)
         guard = None

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gunguard.assembly.build import Assembly, assemble
+from gunguard.assembly.build import Assembly, SensorTap, assemble
 from gunguard.assembly.rig import Rig, build_rig
 from gunguard.config.schema import GunguardConfig, SerialConfig
 from gunguard.core.book import TreatmentBook
@@ -50,9 +50,11 @@ class Daemon:
         simulated_gun: bool = False,
         simulated_firmware: bool = False,
         book: Callable[[], TreatmentBook] | TreatmentBook | None = None,
+        tap: SensorTap | None = None,
     ) -> None:
         """``book`` may be a factory: it is then called once the hardware is up (power
-        off), so a failed start-up leaves no state behind.
+        off), so a failed start-up leaves no state behind. ``tap`` sees the sensors
+        on their way into the supervisor (``--record``).
 
         With ``simulated_gun`` and a ``serial:`` section, the link goes to
         ``serial.port`` and the simulated motor follows what that firmware reports
@@ -86,7 +88,7 @@ class Daemon:
             if cfg.serial is not None:
                 link = self._open_firmware_link(cfg.serial, simulated_firmware)
             self.assembly: Assembly = assemble(
-                cfg, self.clock, rig, book=book, link=link, bus=self.bus
+                cfg, self.clock, rig, book=book, link=link, bus=self.bus, tap=tap
             )
             self.supervisor = self.assembly.supervisor
             self.guard = self.assembly.guard

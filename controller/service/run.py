@@ -22,7 +22,8 @@ from gunguard.service.daemon import Daemon
 from gunguard.service.rt import apply_realtime
 from gunguard.service.systemd import attach_systemd
 from gunguard.sim.realtime import ScenarioPlayer, play_live, print_events_live
-from gunguard.sim.scenario import Scenario, find_scenario, judge, load_scenario
+from gunguard.sim.scenario import Scenario, check_scenario, find_scenario, judge, load_scenario
+from gunguard.sim.trace import TraceRecorder
 from gunguard.store.ledger import Ledger, open_ledger
 
 log = logging.getLogger(__name__)
@@ -76,10 +77,19 @@ def firmware_choice_problems(
     return problems
 
 
+def open_recorder(path: Path, cfg: GunguardConfig, config: str) -> TraceRecorder:
+    """The ``--record`` trace, its header written (OSError: it cannot be written)."""
+    given = Path(config).expanduser()
+    name = str(given.resolve()) if given.is_file() else config  # a shipped name stays one
+    return TraceRecorder(path, cfg, RealClock(), config=name)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         cfg, warnings = configfile.load_with_warnings(args.config)
         scenario = load_scenario(find_scenario(args.sim_gun)) if args.sim_gun else None
+        if scenario is not None:
+            check_scenario(scenario, cfg)
     except ConfigError as exc:
         print("\n".join(configfile.error_lines(exc)), file=sys.stderr)
         return EXIT_CONFIG
@@ -102,6 +112,13 @@ def run(args: argparse.Namespace) -> int:
         scratch = tempfile.TemporaryDirectory(prefix="gunguard-sim-")
         store = Path(scratch.name) / "history.db"
     opened: list[Ledger] = []
+    recorder = None
+    if getattr(args, "record", None):
+        try:
+            recorder = open_recorder(Path(args.record), cfg, args.config)
+        except OSError as exc:
+            print(f"gunguard: cannot record to {args.record}: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
 
     def open_book() -> Ledger:
         ledger = open_ledger(cfg, RealClock(), path=store)
@@ -116,9 +133,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         daemon = Daemon(
-            cfg, simulated_gun=scenario is not None, simulated_firmware=sim_firmware, book=open_book
+            cfg,
+            simulated_gun=scenario is not None,
+            simulated_firmware=sim_firmware,
+            book=open_book,
+            tap=recorder,
         )
     except Exception as exc:
+        if recorder is not None:
+            recorder.close()
         for ledger in opened:
             ledger.close()
         if scratch is not None:
@@ -129,6 +152,12 @@ def run(args: argparse.Namespace) -> int:
         daemon.add_closer(scratch.cleanup)  # (closers run last-added first)
     for ledger in opened:
         daemon.add_closer(ledger.close)  # after power is off: stores the last counted seconds
+    if recorder is not None:
+        # Events reach it on the dispatcher thread; it closes once every event up to
+        # "power off" was delivered (closers run after the dispatcher stops).
+        daemon.bus.subscribe(recorder.on_event)
+        daemon.add_stop_callback(recorder.stopping)
+        daemon.add_closer(recorder.close)
     try:
         control = getattr(args, "control_socket", None)
         daemon.serve_operator(daemon_socket_path(cfg, control, simulated=scenario is not None))
@@ -147,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
     if scenario is not None:
         if not args.verbose:  # the printed events are the output; the log would repeat them
             logging.getLogger("gunguard.core.supervisor").setLevel(logging.CRITICAL)
-        print_events_live(daemon.bus, as_json=args.json, since=daemon.clock.monotonic())
+        # With --record, times count from the recording's start, as its replay's do.
+        since = recorder.t0 if recorder is not None else daemon.clock.monotonic()
+        print_events_live(daemon.bus, as_json=args.json, since=since)
         happened: list[Event] = []
         daemon.bus.subscribe(happened.append)
         assert daemon.sim_gun_driver is not None

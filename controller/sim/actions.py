@@ -10,6 +10,7 @@ only make sense in virtual time (a restart, a reboot, a wall-clock step) raise
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 #: What each ``fault:`` key can inject into the simulated gun.
@@ -43,6 +44,24 @@ class Actions(Protocol):
     def reset(self) -> object: ...
 
     def gun(self, ppm: float | None = None, force_n: float | None = None) -> None: ...
+
+    def tach_periods(
+        self, periods_ms: Sequence[float], *, repeat: bool = True, per: str = "pulse"
+    ) -> None: ...
+
+    def force_samples(
+        self, samples_n: Sequence[float], sample_ms: float, *, repeat: bool = True
+    ) -> None: ...
+
+    def force_pattern(
+        self,
+        high_n: float,
+        low_n: float,
+        period_ms: float,
+        *,
+        duty: float | None = None,
+        high_ms: float | None = None,
+    ) -> None: ...
 
     def fault(
         self,

@@ -18,10 +18,10 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from gunguard.assembly.build import Assembly, assemble
+from gunguard.assembly.build import Assembly, SensorTap, assemble
 from gunguard.config.schema import GunguardConfig
 from gunguard.core import events
 from gunguard.core.admission import Refusal
@@ -56,10 +56,15 @@ class Bench:
         start_wall: float = DEFAULT_START_WALL,
         book: TreatmentBook | None = None,
         book_factory: Callable[[VirtualClock], TreatmentBook] | None = None,
+        tap: SensorTap | None = None,
+        clock: VirtualClock | None = None,
     ) -> None:
+        """``tap`` sees the sensors on their way in, as in ``gunguard run --record``;
+        ``clock`` is the bench's time (a new one at 0 from ``start_wall`` if None)."""
         self.cfg = cfg
+        self._tap = tap
         self.seed = seed
-        self.clock = VirtualClock(0.0, start_wall)
+        self.clock = clock if clock is not None else VirtualClock(0.0, start_wall)
         self.bus = EventBus()
         self.events: list[Event] = []
         self.bus.subscribe(self.events.append)
@@ -97,7 +102,7 @@ class Bench:
             if self.firmware is not None and self.firmware.link_mode != "unplugged":
                 self.link.connection_made(clock.monotonic())
         self.assembly: Assembly = assemble(
-            self.cfg, clock, rig, book=self.book, link=self.link, bus=self.bus
+            self.cfg, clock, rig, book=self.book, link=self.link, bus=self.bus, tap=self._tap
         )
         self.rig = rig
         self.supervisor = self.assembly.supervisor
@@ -110,7 +115,8 @@ class Bench:
     def restart(self) -> None:
         """The daemon restarts in place: a new supervisor, pins and all, on the same store.
 
-        The person still holds the gun: its set rate, force and faults carry over.
+        The person still holds the gun: its set rate, force, timelines and faults carry
+        over.
         """
         old = self.sim
         self._earlier_doses.update(self.supervisor.doses())
@@ -120,8 +126,7 @@ class Bench:
             close()
         self.emit(events.RESTART)
         self._boot()
-        self.sim.set(ppm=old.set_ppm, force_n=old.force_n)
-        self.sim.faults = old.faults
+        self.sim.take_over(old)
 
     def reboot(self) -> None:
         """The Pi was off and boots again: a restart on a new boot (and so a monotonic
@@ -218,7 +223,38 @@ class Bench:
 
     # -- the gun ------------------------------------------------------------------------
     def gun(self, ppm: float | None = None, force_n: float | None = None) -> None:
+        """The person sets the speed and presses (back to the rate and force models)."""
         self.sim.set(ppm=ppm, force_n=force_n)
+
+    def tach_periods(
+        self, periods_ms: Sequence[float], *, repeat: bool = True, per: str = "pulse"
+    ) -> None:
+        """The tach pulses at these periods (ms) from now, instead of the motor's rate.
+
+        ``per="pulse"``: tach pulse to tach pulse; ``per="percussion"``: one
+        percussion each, split into ``pulses_per_percussion`` pulses. Pulses need the
+        motor's power, as the rate model's do (see :meth:`SimulatedGun.tach_periods`).
+        """
+        self.sim.tach_periods(periods_ms, repeat=repeat, per=per)
+
+    def force_samples(
+        self, samples_n: Sequence[float], sample_ms: float, *, repeat: bool = True
+    ) -> None:
+        """The press from now: each force (N) for ``sample_ms``, exact (no noise)."""
+        self.sim.force_samples(samples_n, sample_ms, repeat=repeat)
+
+    def force_pattern(
+        self,
+        high_n: float,
+        low_n: float,
+        period_ms: float,
+        *,
+        duty: float | None = None,
+        high_ms: float | None = None,
+    ) -> None:
+        """The press from now: ``high_n`` for ``duty`` of every period (or ``high_ms``),
+        ``low_n`` the rest, high first."""
+        self.sim.force_pattern(high_n, low_n, period_ms, duty=duty, high_ms=high_ms)
 
     def fault(
         self,

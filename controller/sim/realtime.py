@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from gunguard.core.clock import Clock
@@ -132,6 +132,29 @@ class LiveActions:
 
     def gun(self, ppm: float | None = None, force_n: float | None = None) -> None:
         self._driver.gun.set(ppm=ppm, force_n=force_n)
+
+    def tach_periods(
+        self, periods_ms: Sequence[float], *, repeat: bool = True, per: str = "pulse"
+    ) -> None:
+        """In real time the edges come from the driver thread: within about 1 ms of
+        their times, never burst when it wakes late (exact only in virtual time)."""
+        self._driver.gun.tach_periods(periods_ms, repeat=repeat, per=per)
+
+    def force_samples(
+        self, samples_n: Sequence[float], sample_ms: float, *, repeat: bool = True
+    ) -> None:
+        self._driver.gun.force_samples(samples_n, sample_ms, repeat=repeat)
+
+    def force_pattern(
+        self,
+        high_n: float,
+        low_n: float,
+        period_ms: float,
+        *,
+        duty: float | None = None,
+        high_ms: float | None = None,
+    ) -> None:
+        self._driver.gun.force_pattern(high_n, low_n, period_ms, duty=duty, high_ms=high_ms)
 
     def fault(
         self,

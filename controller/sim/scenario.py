@@ -14,14 +14,24 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gunguard.config.loader import MISSING, ConfigError, LocatedProblem, YamlLines, parse_yaml
+from gunguard.config.schema import GunguardConfig
 from gunguard.core import events
 from gunguard.core.reasons import REFUSAL_REASONS, TRIP_REASONS, WARNING_REASONS
 from gunguard.link.protocol import Attachment
 from gunguard.sim.actions import Actions
 from gunguard.sim.bench import Bench
+from gunguard.sim.gun import MAX_TIMELINE_ITEMS, check_force
 
 ATTACHMENT_LABELS = tuple(a.label for a in Attachment)
 
@@ -33,9 +43,62 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: A period or a sample's length: > 0 and at most a minute.
+Milliseconds = Annotated[float, Field(gt=0.0, le=60_000.0)]
+#: A force in a timeline; may be below zero (a miscalibrated sensor) as far as the ADC
+#: reads with the config's calibration (checked with the config: :func:`check_scenario`).
+TimelineForce = Annotated[float, Field(ge=-2000.0, le=2000.0)]
+Periods = Annotated[tuple[Milliseconds, ...], Field(min_length=1, max_length=MAX_TIMELINE_ITEMS)]
+
+
+class ForcePatternStep(_Strict):
+    high_n: TimelineForce
+    low_n: TimelineForce = 0.0
+    period_ms: Milliseconds
+    duty: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    high_ms: Milliseconds | None = None
+
+    @model_validator(mode="after")
+    def _one_width(self) -> ForcePatternStep:
+        if (self.duty is None) == (self.high_ms is None):
+            raise ValueError("give exactly one of duty (0..1) and high_ms")
+        if self.high_ms is not None and self.high_ms >= self.period_ms:
+            raise ValueError("high_ms must be shorter than period_ms")
+        return self
+
+
 class GunStep(_Strict):
+    """What the person does with the gun: the models (``ppm``, ``force_n``) or timelines."""
+
     ppm: Annotated[float, Field(ge=0.0, le=10000.0)] | None = None
     force_n: Annotated[float, Field(ge=0.0, le=2000.0)] | None = None
+    tach_periods_ms: Periods | None = None
+    percussion_periods_ms: Periods | None = None
+    repeat: bool | None = None
+    force_samples_n: (
+        Annotated[tuple[TimelineForce, ...], Field(min_length=1, max_length=MAX_TIMELINE_ITEMS)]
+        | None
+    ) = None
+    sample_ms: Milliseconds | None = None
+    force_pattern: ForcePatternStep | None = None
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> GunStep:
+        for kind, keys in (
+            ("tach", ("ppm", "tach_periods_ms", "percussion_periods_ms")),
+            ("force", ("force_n", "force_samples_n", "force_pattern")),
+        ):
+            given = [k for k in keys if getattr(self, k) is not None]
+            if len(given) > 1:
+                raise ValueError(f"one {kind} source per step: {' and '.join(given)} both given")
+        if (self.sample_ms is None) != (self.force_samples_n is None):
+            raise ValueError("force_samples_n and sample_ms go together")
+        sequences = self.tach_periods_ms or self.percussion_periods_ms or self.force_samples_n
+        if self.repeat is not None and not sequences:
+            raise ValueError(
+                "repeat applies to tach_periods_ms, percussion_periods_ms or force_samples_n"
+            )
+        return self
 
 
 class FaultStep(_Strict):
@@ -171,6 +234,9 @@ class Scenario(_Strict):
     start_wall_clock: dt.datetime | None = None
     steps: tuple[Step, ...] = ()
     expect: tuple[Expectation, ...] = ()
+    #: Where it came from, for errors found once the config is known.
+    _source: str = PrivateAttr(default="<scenario>")
+    _lines: YamlLines = PrivateAttr(default_factory=YamlLines)
 
     @model_validator(mode="after")
     def _steps_in_time(self) -> Scenario:
@@ -228,7 +294,7 @@ def load_scenario(path: Path) -> Scenario:
 def validate_scenario(data: Any, source: str, lines: YamlLines | None = None) -> Scenario:
     lines = lines or YamlLines()
     try:
-        return Scenario.model_validate(data if data is not None else {})
+        scenario = Scenario.model_validate(data if data is not None else {})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -240,6 +306,41 @@ def validate_scenario(data: Any, source: str, lines: YamlLines | None = None) ->
                 LocatedProblem(source, lines.line_of(path), path, err.get("input"), message)
             )
         raise ConfigError(problems) from None
+    scenario._source = source
+    scenario._lines = lines
+    return scenario
+
+
+def check_scenario(scenario: Scenario, cfg: GunguardConfig) -> None:
+    """What can only be checked with the config: timeline forces within what the ADC
+    reads with its calibration. Raises :class:`ConfigError` naming file, line and key."""
+    problems = []
+    force_cfg = cfg.hardware.force_sensor
+    for i, step in enumerate(scenario.steps):
+        gun = step.gun
+        if gun is None:
+            continue
+        values: list[tuple[tuple[str | int, ...], float]] = []
+        if gun.force_samples_n is not None:
+            values += [(("force_samples_n", j), f) for j, f in enumerate(gun.force_samples_n)]
+        if gun.force_pattern is not None:
+            values += [
+                (("force_pattern", "high_n"), gun.force_pattern.high_n),
+                (("force_pattern", "low_n"), gun.force_pattern.low_n),
+            ]
+        for key, value in values:
+            path: tuple[str | int, ...] = ("steps", i, "gun", *key)
+            try:
+                check_force(value, force_cfg, "force")
+            except ValueError as exc:
+                message = str(exc).split(": ", 1)[1]
+                problems.append(
+                    LocatedProblem(
+                        scenario._source, scenario._lines.line_of(path), path, value, message
+                    )
+                )
+    if problems:
+        raise ConfigError(problems)
 
 
 def apply_step(bench: Actions, step: Step) -> None:
@@ -258,13 +359,36 @@ def apply_step(bench: Actions, step: Step) -> None:
             force=f.force, tach=f.tach, power_switch=f.power_switch, loop_stall_ms=f.loop_stall_ms
         )
     if step.gun is not None:
-        bench.gun(ppm=step.gun.ppm, force_n=step.gun.force_n)
+        apply_gun(bench, step.gun)
     if step.link is not None or step.firmware is not None:
         bench.firmware_step(step.link, step.firmware)
     if step.reset:
         bench.reset()
     if "region" in fields:
         bench.select(step.region)
+
+
+def apply_gun(bench: Actions, gun: GunStep) -> None:
+    """The models first (``ppm``, ``force_n``), then the timelines of this step."""
+    if gun.ppm is not None or gun.force_n is not None:
+        bench.gun(ppm=gun.ppm, force_n=gun.force_n)
+    repeat = True if gun.repeat is None else gun.repeat
+    if gun.tach_periods_ms is not None:
+        bench.tach_periods(gun.tach_periods_ms, repeat=repeat, per="pulse")
+    if gun.percussion_periods_ms is not None:
+        bench.tach_periods(gun.percussion_periods_ms, repeat=repeat, per="percussion")
+    if gun.force_samples_n is not None:
+        assert gun.sample_ms is not None
+        bench.force_samples(gun.force_samples_n, gun.sample_ms, repeat=repeat)
+    pattern = gun.force_pattern
+    if pattern is not None:
+        bench.force_pattern(
+            pattern.high_n,
+            pattern.low_n,
+            pattern.period_ms,
+            duty=pattern.duty,
+            high_ms=pattern.high_ms,
+        )
 
 
 def play(bench: Bench, scenario: Scenario) -> None:
