@@ -64,6 +64,9 @@ class HardwareConfig(_Strict):
     tachometer: TachometerConfig = TachometerConfig()
     force_sensor: ForceSensorConfig = ForceSensorConfig()
     motor_power: MotorPowerConfig = MotorPowerConfig()
+    #: A calibration file written by ``gunguard calibrate`` (relative to the config file):
+    #: its values override ``force_sensor``/``tachometer`` (gunguard.config.calibration).
+    calibration: str | None = None
 
 
 class LoopConfig(_Strict):
