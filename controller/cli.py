@@ -46,6 +46,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     regions = [n for n, r in cfg.regions.items() if r.allowed]
     print(f"{args.file}: valid ({len(regions)} treatable regions: {', '.join(regions)})")
     print(f"config hash {configfile.config_hash(cfg)}")
+    # -- trusted inputs (calibration): its own block, see gunguard.config.trusted ------------
+    from gunguard.config.trusted import trusted_input_lines
+
+    print("\n".join(trusted_input_lines(cfg, configfile.resolve(args.file))))
     return EXIT_OK
 
 
