@@ -342,9 +342,10 @@ def tach_step(
             EXIT_UNREACHABLE,
         ) from None
     person.wait(
-        "tach: arm a region as for a treatment (`gunguard region NAME`), hold the gun in the "
-        f"air touching nothing, and run it at the setting of {ref:g} ppm. Every limit of "
-        "the region applies; calibrate disarms when done."
+        "tach: arm the region you are about to treat (`gunguard region NAME`), hold the gun "
+        f"in the air touching nothing, and run it at the setting of {ref:g} ppm. Every limit "
+        "of the region applies, and the seconds of running count towards its treatment; "
+        "calibrate disarms when done."
     )
 
     def measure() -> rules.TachResult:
