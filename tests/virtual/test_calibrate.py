@@ -17,7 +17,7 @@ import pytest
 
 from bench.processes import gunguard_command
 from gunguard.assembly.rig import Rig, build_rig
-from gunguard.cli import _parser, cmd_check_config
+from gunguard.cli import _parser, cmd_check_config, cmd_power_off
 from gunguard.config import loader as configfile
 from gunguard.config.schema import GunguardConfig, HardwareConfig
 from gunguard.core.clock import VirtualClock
@@ -438,3 +438,10 @@ def test_a_missing_calibration_file_stops_check_config_and_the_daemon(tmp_path, 
     assert "gunguard calibrate --config gun.yaml" in result.stderr
     assert cmd_check_config(Namespace(file=str(tmp_path / "gun.yaml"))) == 2
     assert "no calibration file at" in capsys.readouterr().err
+
+
+def test_power_off_still_drives_the_pin_without_the_calibration_file(tmp_path, capsys):
+    """systemd's ExecStopPost= must work whatever the calibration file's state."""
+    (tmp_path / "gun.yaml").write_text(CONFIG)
+    assert cmd_power_off(Namespace(config=str(tmp_path / "gun.yaml"))) == 0
+    assert "using the file's valid hardware section" in capsys.readouterr().err

@@ -1,17 +1,16 @@
 """Calibrations in the treatment history: schema 3's table, written by ``gunguard
-calibrate``, read by ``gunguard history`` (and its ``--json``, fields only added)."""
+calibrate``, read by ``gunguard history`` (and its ``--json``, fields only added).
+(The ``history`` command line itself: tests/virtual/test_history.py.)"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from bench.processes import gunguard_command
 from gunguard.config.resolve import resolve_limits
 from gunguard.config.schema import GunguardConfig
 from gunguard.core.clock import VirtualClock
@@ -129,15 +128,9 @@ def test_history_shows_calibrations_readably(tmp_path, capsys):
     assert "hardware.force_sensor.newtons_per_unit" in out and "287.4" in out
 
 
-def test_the_history_command_lists_calibrations_whatever_the_region(tmp_path):
+def test_history_json_lists_calibrations_whatever_the_region(tmp_path, capsys):
     db = tmp_path / "history.db"
     record(db, ZERO, SCALE)
-    result = subprocess.run(
-        [*gunguard_command(), "history", "--db", str(db), "--json", "--region", "calf-left"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    assert history(db, region="calf-left", as_json=True) == 0
+    data = json.loads(capsys.readouterr().out)
     assert [c["new_value"] for c in data["calibrations"]] == [0.0512, 287.4]  # not per region
