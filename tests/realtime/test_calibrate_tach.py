@@ -8,6 +8,7 @@ rate and disarms when done: the motor is powered by the supervisor alone.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -64,6 +65,7 @@ def daemon() -> Iterator[tuple[Path, Path]]:
         yield base, sock
     finally:
         finish(proc)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_the_tach_step_measures_through_the_running_daemon_and_disarms(daemon):
