@@ -379,6 +379,21 @@ FAULTS: tuple[Fault, ...] = (
         PROCESS,
         "the SIGHUP",
     ),
+    Fault(
+        "calibration_wrong",
+        "limits judged on wrong calibration values (a firm press reads as no contact: no "
+        "dose, no overforce; or every rate reads at a fraction of the truth)",
+        "the daemon starts believing a zero 0.1 above the sensor's no-load reading (a 30 N "
+        "press would read 0 N, the idle head -30 N); then reset and re-arm",
+        Expect(trip=TripReason.FORCE_SENSOR_FAULT, refusal=TripReason.FORCE_SENSOR_FAULT),
+        "plausibility.py:force_fault: a head reading below -5 N, every tick and at arming "
+        "(link/guard.py:_ratio_hint names pulses_per_percussion in speed_mismatch); before "
+        "use: gunguard calibrate's checks, check-config's trusted inputs",
+        "pin off (it never was on), trip latched at the first tick; arming refused while it lasts",
+        VIRTUAL,
+        "the daemon's start",
+        says="a press cannot be negative",
+    ),
 )
 BY_ID = {f.id: f for f in FAULTS}
 
@@ -759,6 +774,16 @@ def _v_clock(step_s: float, fault_id: str) -> Any:
     return runner
 
 
+def _v_calibration_wrong(seed: int, workdir: Path) -> Outcome:
+    """The simulated gun is the truth; the daemon is given a zero 0.1 (30 N) too high."""
+    with virtual_run(achilles(), workdir, seed) as run:
+        run.bench.rig.force.zero += 0.1
+        run.hazard()
+        run.step(0.5)
+        run.reset_and_rearm()  # refused: the idle head still reads -30 N
+        return run.outcome("calibration_wrong", seed)
+
+
 # -- store faults --------------------------------------------------------------------------------
 def _s_locked(seed: int, workdir: Path) -> Outcome:
     with virtual_run(achilles(), workdir, seed, busy_timeout_s=0.05) as run:
@@ -1115,6 +1140,7 @@ RUNNERS: dict[str, Callable[[int, Path], Outcome]] = {
     "clock_forward": _v_clock(49 * 3600.0, "clock_forward"),
     "reload_invalid": _process_attempts(_p_reload("reload_invalid")),
     "reload_tighter": _process_attempts(_p_reload("reload_tighter")),
+    "calibration_wrong": _v_calibration_wrong,
 }
 
 

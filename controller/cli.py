@@ -49,6 +49,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     print("\n".join(summary_lines(args.file, cfg)))
     print(f"config hash {configfile.config_hash(cfg)}")
+    # -- trusted inputs (calibration): its own block, see gunguard.config.trusted ------------
+    from gunguard.config.trusted import trusted_input_lines
+
+    print("\n".join(trusted_input_lines(cfg, configfile.resolve(args.file))))
     return EXIT_OK
 
 
@@ -157,6 +161,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Measure the force sensor's zero and scale, or the tach's pulses per percussion."""
+    from gunguard.service.calibrate import calibrate
+
+    return calibrate(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gunguard",
@@ -235,6 +246,33 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("power-off", cmd_power_off, "force the motor power pin off (systemd ExecStopPost=)")
     p.add_argument("--config", default=DEFAULT_CONFIG, help="config file or shipped name")
+
+    p = add(
+        "calibrate",
+        cmd_calibrate,
+        "measure the trusted inputs (force zero and scale: daemon stopped; tach pulses per "
+        "percussion: daemon running), write the calibration file, record it in the history",
+    )
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="the config the daemon runs with")
+    p.add_argument(
+        "--steps",
+        default="zero,scale",
+        help="zero,scale (the default) or zero alone: daemon stopped; tach: daemon running",
+    )
+    p.add_argument("--weight-kg", type=float, help="scale: the known weight, in kg")
+    p.add_argument("--reference-ppm", type=float, help="tach: the gun's known rate, in ppm")
+    p.add_argument(
+        "--reference-from",
+        choices=("setting", "firmware"),
+        default="setting",
+        help="tach: the known rate is the gun's speed setting (default) or its firmware's",
+    )
+    p.add_argument("--samples", type=int, help="readings per force step (default 64)")
+    p.add_argument("--seconds", type=float, help="tach: measuring time (default 3 s)")
+    p.add_argument("--output", help="calibration file (default: the config's hardware.calibration)")
+    p.add_argument("--db", help="treatment history (default: storage.path, else the state dir)")
+    p.add_argument("--socket", help="the daemon's control socket (default: as `gunguard status`)")
+    p.add_argument("--yes", action="store_true", help="ask nothing: the answers are the flags")
 
     from gunguard.operator.client import add_socket_options
 

@@ -3,6 +3,12 @@
 Every error names the file, the YAML line, the field path, the value and the reason,
 e.g. ``achilles.yaml:12: limits.bands[0].max_minutes = 6.0: loosens the built-in
 ceiling ...``. ``check-config`` and ``run`` exit 2 with these lines.
+
+A config may include a calibration file (``hardware.calibration``,
+:mod:`gunguard.config.calibration`): :func:`load` merges its values over the config's
+own before validating, and a problem with a merged value is located in that file.
+A missing or invalid calibration file is a config error: gunguard does not run on
+guessed calibration.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any, ClassVar
 import yaml
 from pydantic import ValidationError
 
+from gunguard.config import calibration
 from gunguard.config.schema import GunguardConfig, Problem, ceiling_problems, config_warnings
 from gunguard.core.exits import Exit
 
@@ -167,11 +174,24 @@ def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
     return problems
 
 
+#: Config paths whose value came from an included file: (source, line, path there, note).
+Moved = dict[tuple[str | int, ...], tuple[str, int | None, tuple[str | int, ...], str]]
+
+
 def validate(
-    data: Any, source: str, lines: YamlLines | None = None, today: dt.date | None = None
+    data: Any,
+    source: str,
+    lines: YamlLines | None = None,
+    today: dt.date | None = None,
+    *,
+    moved: Moved | None = None,
 ) -> GunguardConfig:
-    """Turn loaded YAML into a config, or raise :class:`ConfigError` with every problem."""
+    """Turn loaded YAML into a config, or raise :class:`ConfigError` with every problem.
+
+    ``moved``: values merged in from a calibration file, whose problems are located there.
+    """
     lines = lines or YamlLines()
+    moved = moved or {}
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -184,12 +204,16 @@ def validate(
     except ValidationError as exc:
         problems = _pydantic_problems(exc, data)
     if problems:
-        raise ConfigError(
-            [
-                LocatedProblem(source, lines.line_of(p.path), p.path, p.value, p.message)
-                for p in problems
-            ]
-        )
+        located = []
+        for p in problems:
+            if p.path in moved:
+                there, line, path, note = moved[p.path]
+                located.append(LocatedProblem(there, line, path, p.value, f"{p.message} {note}"))
+            else:
+                located.append(
+                    LocatedProblem(source, lines.line_of(p.path), p.path, p.value, p.message)
+                )
+        raise ConfigError(located)
     return cfg
 
 
@@ -229,29 +253,115 @@ def resolve(name_or_path: str, relative_to: Path | None = None) -> Path:
     )
 
 
-def load(name_or_path: str, relative_to: Path | None = None) -> GunguardConfig:
-    """Load and validate a config file or shipped name."""
-    return load_with_warnings(name_or_path, relative_to)[0]
-
-
-def load_with_warnings(
-    name_or_path: str, relative_to: Path | None = None
-) -> tuple[GunguardConfig, list[LocatedProblem]]:
-    """:func:`load`, plus what the valid file probably does not mean (located warnings)."""
-    path = resolve(name_or_path, relative_to)
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
             [LocatedProblem(str(path), None, (), _MISSING, f"cannot read: {exc}")]
         ) from None
-    data, lines = parse_yaml(text, str(path))
-    cfg = validate(data, str(path), lines)
+
+
+def load(
+    name_or_path: str, relative_to: Path | None = None, *, include_calibration: bool = True
+) -> GunguardConfig:
+    """Load and validate a config file or shipped name, with its calibration file merged.
+
+    ``include_calibration=False`` (only ``gunguard calibrate``, which is about to
+    replace the file): the config's own values, the calibration file not read.
+    """
+    return load_with_warnings(name_or_path, relative_to, include_calibration=include_calibration)[0]
+
+
+def load_with_warnings(
+    name_or_path: str, relative_to: Path | None = None, *, include_calibration: bool = True
+) -> tuple[GunguardConfig, list[LocatedProblem]]:
+    """:func:`load`, plus what the valid file probably does not mean (located warnings)."""
+    path = resolve(name_or_path, relative_to)
+    data, lines = parse_yaml(_read_text(path), str(path))
+    moved: Moved = {}
+    if include_calibration:
+        data, moved = _include_calibration(data, lines, path)
+    cfg = validate(data, str(path), lines, moved=moved)
     warnings = [
         LocatedProblem(str(path), lines.line_of(w.path), w.path, w.value, w.message)
         for w in config_warnings(cfg)
     ]
     return cfg, warnings
+
+
+def calibration_path(cfg: GunguardConfig, config_path: Path) -> Path | None:
+    """The calibration file ``cfg`` includes, as a path (None: it includes none)."""
+    value = cfg.hardware.calibration
+    return None if value is None else calibration.resolve_path(value, config_path)
+
+
+def read_calibration(path: Path) -> tuple[calibration.CalibrationFile, YamlLines]:
+    """A calibration file, parsed and checked (its values are bounded once merged)."""
+    data, lines = parse_yaml(_read_text(path), str(path))
+    try:
+        cal = calibration.CalibrationFile.model_validate(data)
+    except ValidationError as exc:
+        problems = _pydantic_problems(exc, data)
+    else:
+        problems = [
+            Problem(at, _MISSING if value is None else value, why)
+            for at, value, why in calibration.problems(cal)
+        ]
+        if not problems:
+            return cal, lines
+    raise ConfigError(
+        [
+            LocatedProblem(str(path), lines.line_of(p.path), p.path, p.value, p.message)
+            for p in problems
+        ]
+    )
+
+
+def _include_calibration(data: Any, lines: YamlLines, config_path: Path) -> tuple[Any, Moved]:
+    """``data`` with the included calibration file's values merged over its own."""
+    hardware = data.get("hardware") if isinstance(data, dict) else None
+    value = hardware.get("calibration") if isinstance(hardware, dict) else None
+    if not isinstance(value, str):
+        return data, {}  # none, or not a string: the schema says so
+    at = ("hardware", "calibration")
+    source = str(config_path)
+    if not value.strip():
+        raise ConfigError(
+            [LocatedProblem(source, lines.line_of(at), at, value, "must name a file")]
+        )
+    path = calibration.resolve_path(value, config_path)
+    if not path.is_file():
+        raise ConfigError(
+            [
+                LocatedProblem(
+                    source,
+                    lines.line_of(at),
+                    at,
+                    value,
+                    f"no calibration file at {path}: gunguard does not run on guessed "
+                    f"calibration. Create it with `gunguard calibrate --config {config_path}`, "
+                    "or remove hardware.calibration to use this file's own force_sensor and "
+                    "tachometer values",
+                )
+            ]
+        )
+    cal, cal_lines = read_calibration(path)
+    assert isinstance(hardware, dict)
+    hardware = dict(hardware)
+    merged = {**data, "hardware": hardware}
+    moved: Moved = {}
+    for key, number in cal.values().items():
+        target = calibration.KEYS[key]
+        section = hardware.get(target[1])
+        if section is None:
+            section = {}
+        if not isinstance(section, dict):
+            continue  # the schema reports the section itself
+        hardware[target[1]] = {**section, target[2]: number}
+        note = f"(overrides {format_path(target)}; included by {source}:{lines.line_of(at)})"
+        moved[target] = (str(path), cal_lines.line_of((key,)), (key,), note)
+    return merged, moved
 
 
 def config_hash(cfg: GunguardConfig) -> str:

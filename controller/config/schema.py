@@ -177,6 +177,14 @@ class HardwareConfig(_Strict):
         MotorPowerConfig(),
         description="The switch in the motor's power line (MOSFET gate or relay).",
     )
+    calibration: str | None = Field(
+        None,
+        description=(
+            "A calibration file written by `gunguard calibrate`, relative to this file: its "
+            "values override `force_sensor.zero`, `force_sensor.newtons_per_unit` and "
+            "`tachometer.pulses_per_percussion`. A missing or invalid file is an error."
+        ),
+    )
 
 
 class LoopConfig(_Strict):

@@ -22,7 +22,7 @@ from rich.table import Table
 from gunguard.core.ceilings import BUILT_IN_BANDS
 from gunguard.core.dose import DOSE_EPSILON, band_seconds, bucket_of
 from gunguard.store import treatments as rules
-from gunguard.store.queries import StoreReader, Treatment, Trip, open_reader
+from gunguard.store.queries import Calibration, StoreReader, Treatment, Trip, open_reader
 from gunguard.store.schema import StorageFault
 
 FORMAT = "gunguard-history/1"
@@ -58,6 +58,7 @@ def _empty(path: Path, now: float, version: int) -> dict[str, Any]:
         "regions": [],
         "treatments": [],
         "trips": [],
+        "calibrations": [],
     }
 
 
@@ -99,6 +100,20 @@ def _trip_json(trip: Trip) -> dict[str, Any]:
         "config_hash": trip.config_hash,
         "cleared_at": _iso(trip.cleared_wall),
         "latched": trip.latched,
+    }
+
+
+def _calibration_json(c: Calibration) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "at": rules.iso(c.wall),
+        "key": c.key,
+        "old_value": c.old_value,
+        "new_value": c.new_value,
+        "how": c.how,
+        "file": c.file,
+        "config_hash": c.config_hash,
+        "record": c.record,
     }
 
 
@@ -162,6 +177,8 @@ def _collect(
         "regions": regions,
         "treatments": [js for _, js in shown],
         "trips": trips,
+        # Not per region: every limit depends on them (--region keeps them all).
+        "calibrations": [_calibration_json(c) for c in store.calibrations()],
     }
 
 
@@ -249,6 +266,30 @@ def render(data: dict[str, Any], console: Console) -> None:
         console.print(table)
     else:
         console.print("no trips recorded")
+    _render_calibrations(data.get("calibrations", []), console)
+
+
+def _render_calibrations(calibrations: list[dict[str, Any]], console: Console) -> None:
+    """The trusted inputs' history: every value calibrate wrote (or confirmed)."""
+    if not calibrations:
+        console.print("no calibrations recorded")
+        return
+    table = Table(title="Calibrations", title_justify="left")
+    for column in ("at", "key", "before", "after", "how"):
+        table.add_column(
+            column,
+            justify="right" if column in ("before", "after") else "left",
+            no_wrap=column != "how",
+        )
+    for c in calibrations:
+        table.add_row(
+            _short(c["at"]),
+            c["key"],
+            "-" if c["old_value"] is None else f"{c['old_value']:g}",
+            f"{c['new_value']:g}",
+            c["how"],
+        )
+    console.print(table)
 
 
 def history(path: Path, *, region: str | None, as_json: bool, now: float | None = None) -> int:

@@ -43,6 +43,11 @@ _TREATMENT = (
     " FROM treatments t LEFT JOIN treatment_rates r ON r.treatment_id = t.id"
 )
 _TRIP = "SELECT id, wall, reason, detail, region, config_hash, cleared_wall FROM trips"
+_CALIBRATION = (
+    "SELECT id, wall, key, old_value, new_value, how, record, file, config_hash FROM calibrations"
+)
+#: The schema that added the calibrations table.
+CALIBRATIONS_SINCE = 3
 _TELEMETRY = "SELECT wall, rate_ppm, force_n, power, region, dose FROM telemetry"
 #: Rows between two times while ``region``, or no region, was armed.
 _WINDOW = "wall BETWEEN :start AND :end AND (region = :region OR region IS NULL)"
@@ -102,6 +107,21 @@ class Trip:
     @property
     def latched(self) -> bool:
         return self.cleared_wall is None
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """One calibration value ``gunguard calibrate`` wrote (schema 3)."""
+
+    id: int
+    wall: float
+    key: str  # the config key, e.g. hardware.force_sensor.zero
+    old_value: float | None  # None: not set before (the built-in default)
+    new_value: float
+    how: str
+    record: dict[str, Any]  # the step's record: readings, weight, reference rate
+    file: str  # the calibration file written
+    config_hash: str  # the config's hash before the calibration
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +256,17 @@ class StoreReader:
     def _trips(self, where: str, params: Mapping[str, Any]) -> list[Trip]:
         sql = f"{_TRIP} WHERE {where} ORDER BY wall, id"
         return [Trip(*row) for row in self._conn.execute(sql, params)]
+
+    # -- calibrations -------------------------------------------------------------------------
+    def calibrations(self) -> list[Calibration]:
+        """Every recorded calibration, oldest first (none in a store before schema 3)."""
+        if self.schema_version() < CALIBRATIONS_SINCE:
+            return []  # (readers never migrate: an older store has no such table yet)
+        rows = self._conn.execute(_CALIBRATION + " ORDER BY id")
+        return [
+            Calibration(i, wall, key, old, new, how, json.loads(record), file, h)
+            for i, wall, key, old, new, how, record, file, h in rows
+        ]
 
     # -- telemetry ------------------------------------------------------------------------------
     def session_telemetry(self, sid: int) -> Telemetry:

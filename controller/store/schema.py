@@ -113,8 +113,26 @@ DROP TABLE treatment_bands;
 ALTER TABLE treatments ADD COLUMN allowance TEXT;
 """
 
+#: Version 3: the calibrations ``gunguard calibrate`` made, one row per value changed or
+#: confirmed (the trusted inputs every limit depends on): when, which config key, the value
+#: before and after, how in words, the step's record as JSON (its raw readings), and the
+#: calibration file written.
+_V3 = """
+CREATE TABLE calibrations (
+    id INTEGER PRIMARY KEY,
+    wall REAL NOT NULL,
+    key TEXT NOT NULL,
+    old_value REAL,
+    new_value REAL NOT NULL,
+    how TEXT NOT NULL,
+    record TEXT NOT NULL,
+    file TEXT NOT NULL,
+    config_hash TEXT NOT NULL
+);
+"""
+
 #: (version, SQL): applied in order, each atomically together with its user_version.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2))
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -34,6 +34,7 @@ TOP = {
     "regions",
     "treatments",
     "trips",
+    "calibrations",
 }
 REGION_KEYS = {
     "region",
@@ -103,7 +104,8 @@ def test_the_json_schema_is_stable(store):
     data = collect(store, now=W0 + HOUR)
     assert set(data) == TOP
     assert data["format"] == FORMAT == "gunguard-history/1"
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
+    assert data["calibrations"] == []  # (test_calibration_store: with some)
     assert data["limits"] == {"rest_hours": 48.0, "treatment_gap_minutes": 30.0, "from_session": 1}
     assert data["clock"] == {
         "now": iso(W0 + HOUR),
@@ -219,6 +221,7 @@ def test_an_empty_store(tmp_path):
     empty.touch()
     data = collect(empty, now=W0)
     assert (data["regions"], data["treatments"], data["trips"]) == ([], [], [])
+    assert data["calibrations"] == []
     assert data["schema_version"] == 0
 
 
