@@ -40,6 +40,15 @@ def check_config(capsys, target: str) -> tuple[int, str, str]:
 
 CHECKED_AGAIN = "  checked again at each selection, with: force sensor, rest, dose left, link"
 NEVER = "never_allowed: {0} is never treated with a massage gun"
+#: The trusted-inputs block of a config that includes no calibration file.
+TRUSTED_UNCALIBRATED = [
+    "trusted inputs (every limit depends on them; gunguard checks only plausibility):",
+    "  hardware.force_sensor.zero = 0.05: never calibrated: the config's own value",
+    "  hardware.force_sensor.newtons_per_unit = 300: never calibrated: the config's own value",
+    "  hardware.tachometer.pulses_per_percussion = 1: never calibrated: the config's own value",
+    "  no calibration file: write one with `gunguard calibrate --output FILE` and include it as "
+    "hardware.calibration (docs/config.md#calibration)",
+]
 
 
 def test_the_default_summary_lists_what_arms_today_and_why_the_rest_does_not(capsys):
@@ -63,6 +72,7 @@ def test_the_default_summary_lists_what_arms_today_and_why_the_rest_does_not(cap
         *(f"  refused {r}: {NEVER.format(r)}" for r in ("face", "head", "neck", "throat")),
         CHECKED_AGAIN,
         f"config hash {configfile.config_hash(configfile.load('default'))}",
+        *TRUSTED_UNCALIBRATED,
     ]
 
 

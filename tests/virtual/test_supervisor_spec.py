@@ -958,15 +958,31 @@ def test_overforce_is_not_defeated_by_noisy_dips_below_the_limit(bench):
     assert trip.t < 0.6  # spin-up (noise starts with percussion) + 0.1 s net over the limit
 
 
-def test_a_force_that_only_touches_the_limit_does_not_trip(bench):
+def test_stints_over_the_limit_add_up_within_a_second(bench):
+    """Half the debounce over, a longer dip under, half again: 100 ms over the limit within
+    one second is the debounce, whatever the dips between (docs/safety.md)."""
     bench.gun(ppm=0, force_n=90.0)
     bench.run(0.05)
     bench.gun(force_n=95.0)
     bench.run(0.05)  # half the debounce over ...
     bench.gun(force_n=80.0)
-    bench.run(0.06)  # ... and back under for longer: the count drains
+    bench.run(0.06)  # ... and back under for longer ...
+    bench.gun(force_n=95.0)
+    bench.run(0.045)
+    assert bench.trips() == []  # ... 95 ms over so far ...
+    bench.run(0.01)
+    assert bench.trips() == ["overforce"]  # ... and at 100 ms: trip
+
+
+def test_stints_over_the_limit_a_second_apart_do_not_add_up(bench):
+    bench.gun(ppm=0, force_n=90.0)
+    bench.run(0.05)
     bench.gun(force_n=95.0)
     bench.run(0.05)
+    bench.gun(force_n=0.0)  # lifted (no stall without contact)
+    bench.run(1.0)
+    bench.gun(force_n=95.0)
+    bench.run(0.06)
     assert bench.trips() == []
 
 
