@@ -51,43 +51,83 @@ class Contact:
 class ForceWindow:
     """Time above the limit and mean force over the last ``window_s`` seconds.
 
-    Each tick adds ``(dt, force)``; the sums are kept running (a tick costs an append
-    and a pop) and re-added from scratch now and then so rounding cannot drift. Time
-    before the first sample counts as no force: the mean is over the whole window.
+    Each tick adds ``(dt, force)``. Running totals grow with every tick; a ring keeps,
+    per tick, its time and the totals after it, so a window's sums are "totals now minus
+    totals just before the window": a tick costs a few stores, no allocation. The ring
+    holds :data:`CAPACITY` ticks (a second at the fastest loop allowed, 5 kHz, with room
+    to spare); time before the first sample counts as no force, so the mean is over the
+    whole window.
     """
 
-    __slots__ = ("_adds", "_samples", "_window_s", "duration", "impulse", "over_s")
+    CAPACITY = 8192
 
-    _RESUM_EVERY = 4096
+    __slots__ = (
+        "_base_duration",
+        "_base_impulse",
+        "_base_over",
+        "_count",
+        "_duration",
+        "_head",
+        "_impulse",
+        "_over",
+        "_ring_duration",
+        "_ring_impulse",
+        "_ring_over",
+        "_ring_t",
+        "_window_s",
+        "duration",
+        "impulse",
+        "over_s",
+    )
 
     def __init__(self, window_s: float) -> None:
         self._window_s = window_s
-        self._samples: deque[tuple[float, float, float, float]] = deque()  # t, dt, over, impulse
-        self.over_s = 0.0  # seconds above the limit within the window
-        self.impulse = 0.0  # newton-seconds within the window
-        self.duration = 0.0  # seconds the samples in the window cover
-        self._adds = 0
+        n = self.CAPACITY
+        self._ring_t = [0.0] * n
+        self._ring_over = [0.0] * n
+        self._ring_impulse = [0.0] * n
+        self._ring_duration = [0.0] * n
+        self.clear()
 
     def add(self, now: float, dt: float, force_n: float, limit_n: float) -> None:
-        over = dt if force_n > limit_n else 0.0
-        impulse = force_n * dt if force_n > 0.0 else 0.0
-        samples = self._samples
-        samples.append((now, dt, over, impulse))
-        self.over_s += over
-        self.impulse += impulse
-        self.duration += dt
+        over = self._over
+        if force_n > limit_n:
+            over += dt
+            self._over = over
+        impulse = self._impulse
+        if force_n > 0.0:
+            impulse += force_n * dt
+            self._impulse = impulse
+        duration = self._duration + dt
+        self._duration = duration
+        cap = self.CAPACITY
+        head, count = self._head, self._count
+        if count == cap:  # full (faster than the ring was sized for): drop the oldest
+            self._drop(head)
+            head = (head + 1) % cap
+            count -= 1
+        slot = (head + count) % cap
+        self._ring_t[slot] = now
+        self._ring_over[slot] = over
+        self._ring_impulse[slot] = impulse
+        self._ring_duration[slot] = duration
+        count += 1
         start = now - self._window_s + 1e-9  # (a sample ending exactly there is out)
-        while samples[0][0] <= start:
-            _, old_dt, old_over, old_impulse = samples.popleft()
-            self.over_s -= old_over
-            self.impulse -= old_impulse
-            self.duration -= old_dt
-        self._adds += 1
-        if self._adds >= self._RESUM_EVERY:
-            self._adds = 0
-            self.duration = sum(s[1] for s in samples)
-            self.over_s = sum(s[2] for s in samples)
-            self.impulse = sum(s[3] for s in samples)
+        ring_t = self._ring_t
+        while ring_t[head] <= start:
+            self._drop(head)
+            head = (head + 1) % cap
+            count -= 1
+        self._head, self._count = head, count
+        self.over_s = over - self._base_over
+        self.impulse = impulse - self._base_impulse
+        self.duration = duration - self._base_duration
+
+    def _drop(self, slot: int) -> None:
+        """The oldest sample leaves the window: its totals become the base."""
+        self._base_over = self._ring_over[slot]
+        self._base_impulse = self._ring_impulse[slot]
+        self._base_duration = self._ring_duration[slot]
 
     @property
     def mean_n(self) -> float:
@@ -96,5 +136,7 @@ class ForceWindow:
         return self.impulse / (duration if duration > self._window_s else self._window_s)
 
     def clear(self) -> None:
-        self._samples.clear()
+        self._head = self._count = 0
+        self._over = self._impulse = self._duration = 0.0
+        self._base_over = self._base_impulse = self._base_duration = 0.0
         self.over_s = self.impulse = self.duration = 0.0

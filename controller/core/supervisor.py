@@ -558,7 +558,8 @@ class Supervisor:
             self._exit()
 
     def _tick(self, now: float) -> None:
-        self._apply_intents()
+        if self._intents or self._pending_config is not None:
+            self._apply_intents()
         lim = self.limits
         gap = now - self._last_tick
         self._last_tick = now

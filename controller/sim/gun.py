@@ -38,6 +38,7 @@ GLITCH_EVERY_S = 0.05  # tach "noise" fault: a spurious pulse pair this often
 GLITCH_WIDTH_S = 0.0001
 FORCE_NOISE_FRACTION = 0.03  # percussion shakes the reading by about 3 %
 FORCE_NOISE_MIN_N = 0.5
+NOISE_TABLE = 4099  # (a prime: the noise does not line up with any period of the gun)
 #: A timeline's sample or phase boundary that falls on a tick belongs to the new value,
 #: whatever the float rounding of the tick's time.
 BOUNDARY_EPS_S = 1e-9
@@ -199,6 +200,10 @@ class SimulatedGun:
         self._pump_hold_s = 2.5 / motor_cfg.toggle_hz  # a charge pump drains in ~2 periods
         self._force_cfg = force_cfg
         self._rng = random.Random(seed)
+        #: Standard normal draws for the force noise, drawn once from the seed and cycled
+        #: (one ADC read a tick: a fresh gauss() each time was a tenth of a bench's time).
+        self._normals = [self._rng.gauss(0.0, 1.0) for _ in range(NOISE_TABLE)]
+        self._normal_at = 0
         self._at = at or (lambda t: None)
         self._clock = clock
         #: Held while the schedule changes: in real time a scenario thread sets what the
@@ -557,7 +562,9 @@ class SimulatedGun:
         force = self.force_n
         if self.rate_ppm > 0.0 and force > 0.0:
             sigma = max(FORCE_NOISE_MIN_N, force * FORCE_NOISE_FRACTION)
-            force += self._rng.gauss(0.0, sigma)
+            i = self._normal_at
+            self._normal_at = (i + 1) % NOISE_TABLE
+            force += sigma * self._normals[i]
         return cfg.zero + force / cfg.newtons_per_unit
 
     def adc_value(self) -> float:
