@@ -14,8 +14,6 @@ Pure and clock-free: the supervisor feeds each tick's time, tick length and forc
 
 from __future__ import annotations
 
-from collections import deque
-
 
 class Contact:
     """Contact with hysteresis: on at ``on_n``; off below ``off_n`` held over ``hold_s``."""

@@ -142,7 +142,7 @@ def test_status_armed_counts_dose_and_time_left_at_the_current_band(gunguard_ben
     status = cp.build_status(bench.supervisor)
     assert status.state == "armed" and status.region == "calf-left" and status.power_on
     assert status.cap_ppm == 3200.0 and status.max_force_n == 90.0
-    assert 2700 < status.rate_ppm < 2900 and 29 < status.force_n < 31
+    assert 2700 < status.rate_ppm < 2900 and 27 < status.force_n < 33  # 30 N, noise sigma 0.9
     calf = status.regions["calf-left"]
     dose = bench.supervisor.doses()["calf-left"]
     assert calf.started and calf.band_now == 1
