@@ -53,7 +53,7 @@ from typing import Any
 from bench import processes, stores
 from gunguard.config import loader as configfile
 from gunguard.config.schema import GunguardConfig
-from gunguard.core.reasons import TripReason
+from gunguard.core.reasons import RefusalReason, TripReason
 from gunguard.sim.bench import Bench
 from gunguard.sim.gun import GLITCH_EVERY_S, RAMP_S
 from gunguard.sim.scenario import FirmwareStep, LinkStep
@@ -129,7 +129,7 @@ FAULTS: tuple[Fault, ...] = (
         "gun set from 2200 to 2600 ppm in contact on calf-left (cap 2400, trips above 2448)",
         Expect(trip=TripReason.OVERSPEED),
         "supervisor.py:Supervisor.on_tach_edge: 2 consecutive periods above cap x 1.02, "
-        "judged on the edge",
+        "or the mean over the last 0.25 s above it, judged on the edge",
         "pin off on that edge, trip latched, STOP to the firmware",
         VIRTUAL,
         "the motor's true rate passing cap + tolerance",
@@ -393,6 +393,92 @@ FAULTS: tuple[Fault, ...] = (
         VIRTUAL,
         "the daemon's start",
         says="a press cannot be negative",
+    ),
+    Fault(
+        "force_bursts",
+        "bursts far above the force limit, each shorter than the debounce and less than "
+        "half of the time (an integrating debounce would never trip: the limit acted on "
+        "the median)",
+        "while treating calf-left: 60 ms at 150 N every 130 ms (limit 90 N)",
+        Expect(trip=TripReason.OVERFORCE),
+        "supervisor.py:Supervisor._tick with core/force.py:ForceWindow: time above the "
+        "limit summed over the last second reaches force_debounce_ms (100 ms)",
+        "pin off on that tick, trip latched",
+        VIRTUAL,
+        "the first burst",
+        says="within the last 1 s",
+    ),
+    Fault(
+        "uneven_percussion",
+        "periods alternating short and long: never two short in a row, mean rate above "
+        "the cap (consecutive-period rules never trip)",
+        "while treating calf-left (cap 2400, trip 2448): tach periods 19 ms / 29 ms "
+        "(mean 2500 ppm)",
+        Expect(trip=TripReason.OVERSPEED),
+        "supervisor.py:Supervisor.on_tach_edge with core/tach.py: the mean rate over the "
+        "percussions of the last 0.25 s above the trip rate, on the edge",
+        "pin off on that edge, trip latched",
+        VIRTUAL,
+        "the first uneven period",
+        says="mean .* over the last 0.25 s",
+    ),
+    Fault(
+        "contact_unconfirmed",
+        "a force reading stuck at its no-load value (or a press below contact_force_n): no "
+        "contact, so no dose, at any allowed rate, for ever",
+        "the force sensor reads 0 N throughout while the gun percusses at 2200 ppm on "
+        "calf-left, with a 12 s allowance (limits.bands: 0.2 min at <= 2400 ppm, so the run "
+        "is short; with the shipped 5 minutes the bound is 450 s)",
+        Expect(trip=TripReason.REGION_DOSE, refusal=RefusalReason.REGION_DOSE),
+        "supervisor.py:Supervisor._tick with core/dose.py: powered percussion, contact "
+        "or not, reaches 1.5 x the allowance (the backstop)",
+        "pin off, trip latched; arming refused (this treatment's dose is used up)",
+        VIRTUAL,
+        "the first powered percussion",
+        says="contact could not be confirmed",
+    ),
+    Fault(
+        "bands_resplit",
+        "a restart (or reload) with a config whose rate bands are split differently: time "
+        "re-read by band index was dropped or re-filed (a calf got 1.9x its allowance)",
+        "60 s at 2200 ppm on calf-left under the shipped bands (<= 2400: 5 min), then a "
+        "restart with one band for calf-left (<= 3200: 2 min) and treatment on",
+        Expect(trip=TripReason.REGION_DOSE),
+        "core/dose.py: time is stored per 25 ppm rate bucket with the tightest allowance the "
+        "treatment was judged by; the new config judges the same seconds again",
+        "the dose rises to what the tighter config says (0.5 here): the trip comes after "
+        "the remaining 60 s, not after another 2 minutes",
+        VIRTUAL,
+        "arming again after the restart",
+        says="dose 1.000",
+    ),
+    Fault(
+        "single_band_high_rate",
+        "a config listing only the <= 2400 band: time at 2401-2448 ppm (inside the overspeed "
+        "tolerance) counted against the 5-minute allowance",
+        "calf-left of the shipped Achilles config (one band, cap 2400, trip 2448), the tach "
+        "at exactly 2420 ppm",
+        Expect(trip=TripReason.REGION_DOSE),
+        "core/dose.py:allowance_for: every rate bucket above 2400 ppm is held to the built-in "
+        "2 minutes, whatever bands the config lists",
+        "pin off after 120 s of contact, trip latched",
+        VIRTUAL,
+        "the first percussion at 2420 ppm",
+        says="120.0 s above",
+    ),
+    Fault(
+        "restart_clock_forward",
+        "a daemon restart, then a forward clock step within the same boot (NTP after a "
+        "stale boot clock): the step counted as rest, a new treatment admitted seconds "
+        "after a full one",
+        "30 s of treatment, a restart (same boot), wall clock +49 h, then re-arming",
+        Expect(power_off=True),
+        "ledger.py: each session's boot id and monotonic clock are stored; a later session "
+        "of the same boot moves what the earlier ones stamped with the step (at its start "
+        "or while it runs)",
+        "the same treatment continues with its counted dose (no fresh dose)",
+        VIRTUAL,
+        "-",
     ),
 )
 BY_ID = {f.id: f for f in FAULTS}
@@ -1116,6 +1202,84 @@ def _p_reload(fault_id: str) -> Any:
 
 
 # -- the campaign --------------------------------------------------------------------------------
+def _v_force_bursts(seed: int, workdir: Path) -> Outcome:
+    with virtual_run(achilles(), workdir, seed) as run:
+        run.arm_and_treat()
+        run.bench.force_pattern(150.0, 30.0, 130.0, high_ms=60.0)
+        run.hazard()
+        run.step(2.0)
+        return run.outcome("force_bursts", seed)
+
+
+def _v_uneven_percussion(seed: int, workdir: Path) -> Outcome:
+    with virtual_run(achilles(), workdir, seed) as run:
+        run.arm_and_treat()
+        run.bench.tach_periods([19.0, 29.0])
+        run.hazard()
+        run.step(2.0)
+        return run.outcome("uneven_percussion", seed)
+
+
+def _v_contact_unconfirmed(seed: int, workdir: Path) -> Outcome:
+    short = {"bands": [{"up_to_ppm": 2400, "max_minutes": 0.2, "min_minutes": 0.1}]}
+    with virtual_run(achilles(limits=short), workdir, seed) as run:
+        run.bench.run(0.5)  # (the pin's first states lie before the hazard)
+        assert run.bench.select(REGION) is None
+        run.bench.gun(ppm=2200, force_n=0.0)
+        run.hazard()
+        run.step(19.0)  # the bound: 1.5 x 12 s of percussion, then the coast-down
+        run.reset_and_rearm()
+        return run.outcome("contact_unconfirmed", seed)
+
+
+def _v_bands_resplit(seed: int, workdir: Path) -> Outcome:
+    one_band = {"calf-left": {"bands": [{"up_to_ppm": 3200, "max_minutes": 2.0}]}}
+    with virtual_run(achilles(), workdir, seed) as run:
+        run.arm_and_treat(60.0)
+        run.bench.cfg = achilles(regions=one_band)
+        run.bench.restart()
+        run.bench.select(REGION)
+        run.step(0.001)
+        run.hazard()  # (from the re-arming: the new rig's pin starts off at the restart)
+        run.step(70.0)
+        return run.outcome("bands_resplit", seed)
+
+
+def _v_single_band_high_rate(seed: int, workdir: Path) -> Outcome:
+    with virtual_run(achilles(), workdir, seed) as run:
+        assert run.bench.select(REGION) is None
+        run.bench.gun(ppm=0.0, force_n=30.0)
+        run.bench.tach_periods([60_000.0 / 2420.0])
+        run.bench.run(0.2)
+        run.hazard()
+        run.bench.run(119.0)
+        run.step(2.0)
+        return run.outcome("single_band_high_rate", seed)
+
+
+def _v_restart_clock_forward(seed: int, workdir: Path) -> Outcome:
+    with virtual_run(achilles(), workdir, seed) as run:
+        bench = run.bench
+        run.arm_and_treat(30.0)
+        bench.select(None)
+        bench.gun(force_n=0)
+        run.step(2.0)
+        counted = run.counted()
+        bench.restart()  # the same boot of the Pi
+        bench.step_wall(49 * 3600.0)
+        run.hazard()
+        refusal = bench.select(REGION)
+        out = run.outcome("restart_clock_forward", seed, dose=False)
+        out.power_off_s = out.motor_stop_s = None  # nothing to cut: no cut is measured
+        out.recovered = refusal is None
+        continued = run.counted() if refusal is None else 0.0
+        out.counted_s, out.stored_s = counted, continued
+        out.dose_lost_s = counted - continued  # what the next arming starts from
+        bench.select(None)
+        out.power_off_at_end = not bench.power_on and bench.rig.switch.pin_is_inactive()
+        return out
+
+
 RUNNERS: dict[str, Callable[[int, Path], Outcome]] = {
     "overspeed": _v_overspeed,
     "tach_noise": _v_tach_noise,
@@ -1141,6 +1305,12 @@ RUNNERS: dict[str, Callable[[int, Path], Outcome]] = {
     "reload_invalid": _process_attempts(_p_reload("reload_invalid")),
     "reload_tighter": _process_attempts(_p_reload("reload_tighter")),
     "calibration_wrong": _v_calibration_wrong,
+    "force_bursts": _v_force_bursts,
+    "uneven_percussion": _v_uneven_percussion,
+    "contact_unconfirmed": _v_contact_unconfirmed,
+    "bands_resplit": _v_bands_resplit,
+    "single_band_high_rate": _v_single_band_high_rate,
+    "restart_clock_forward": _v_restart_clock_forward,
 }
 
 

@@ -173,7 +173,7 @@ def simulate_speed(repeats: int) -> Section:
         "The process time includes interpreter start-up and imports (about 0.3-0.5 s "
         "here), which matter less the longer the scenario.",
         "`gunguard simulate` records into a temporary SQLite ledger, inline on "
-        "virtual-time deadlines: Ledger.add_contact on every tick and a commit every "
+        "virtual-time deadlines: Ledger.add on every tick and a commit every "
         "0.5 simulated seconds; the rows with and without it show what that costs.",
     ]
     section.seconds = time.perf_counter() - started

@@ -117,7 +117,7 @@ def ledger_section(seconds: float) -> Section:
         f"{seconds:g} s per run, the loop-timing worker (region {REGION} armed, gun "
         "percussing, 1000 Hz) recording into a Ledger in a temporary directory on this "
         "machine's disk; the memory-book run is the same worker with the in-memory book.",
-        "The loop thread only adds contact seconds in memory (Ledger.add_contact); commits "
+        "The loop thread only adds contact seconds in memory (Ledger.add); commits "
         "happen on the ledger's writer thread (and, in 'stress', on one more thread). "
         "sqlite3 releases the GIL while SQLite works, so their cost to the loop is the "
         "Python around each commit and the fsync's disk traffic.",

@@ -246,16 +246,18 @@ class LimitsConfig(_Strict):
         json_schema_extra=_up_to(C.OVERSPEED_TOLERANCE),
         description=(
             "Overspeed trips when the measured rate is above `cap x (1 + "
-            "overspeed_tolerance)` on 2 consecutive tach edges (each edge measures the last"
-            " whole percussion)."
+            "overspeed_tolerance)` on 2 consecutive tach edges (each edge measures the "
+            "last whole percussion), or when the mean rate over the percussions of the "
+            "last 0.25 s is."
         ),
     )
     contact_force_n: PositiveFloat = Field(
         5.0,
         json_schema_extra=_up_to(C.CONTACT_FORCE_N),
         description=(
-            "From this force on, the head is in contact: dose counts only in contact while "
-            "percussing."
+            "From this force on, the head is in contact: dose counts only in contact "
+            "while percussing. Contact ends only below half of this force held for "
+            "0.25 s, so a light press at the threshold keeps counting."
         ),
     )
     no_tach_contact_s: PositiveFloat = Field(
@@ -270,8 +272,9 @@ class LimitsConfig(_Strict):
         C.DEFAULT_FORCE_DEBOUNCE_MS,
         json_schema_extra=_up_to(C.FORCE_DEBOUNCE_MS),
         description=(
-            "Force above the region's `max_force_n` for this long, net of dips below it "
-            "(time above counts up, time below counts back down): trip `overforce`."
+            "Force above the region's `max_force_n` for this long in total within the "
+            "last 1 s (short bursts add up), or a mean force over the last 1 s above "
+            "it: trip `overforce`."
         ),
     )
     force_frozen_s: PositiveFloat = Field(
@@ -284,7 +287,11 @@ class LimitsConfig(_Strict):
     )
     bands: tuple[Band, ...] = Field(
         DEFAULT_BANDS,
-        description="Time allowed per treatment by rate.",
+        description=(
+            "Time allowed per treatment by rate. Whatever the bands, a second of contact "
+            "above 2400 ppm counts against at most 2 minutes and one at or below against "
+            "at most 5."
+        ),
     )
     rest_hours: PositiveFloat = Field(
         48.0,

@@ -39,9 +39,14 @@ from gunguard.core import admission, events
 from gunguard.core import regions as R
 from gunguard.core.admission import Refusal
 from gunguard.core.book import MemoryBook, TreatmentBook
-from gunguard.core.ceilings import DOSE_WARNING, POWER_SWITCH_CHECK_S
+from gunguard.core.ceilings import (
+    BUILT_IN_BANDS,
+    DOSE_WARNING,
+    LOW_HIGH_BOUNDARY_PPM,
+    POWER_SWITCH_CHECK_S,
+)
 from gunguard.core.clock import Clock
-from gunguard.core.dose import BACKSTOP_FACTOR, DOSE_FULL, RegionDose, bucket_of
+from gunguard.core.dose import BACKSTOP_FACTOR, DOSE_FULL, RegionDose, band_seconds, bucket_of
 from gunguard.core.events import Event, EventBus, State
 from gunguard.core.force import Contact, ForceWindow
 from gunguard.core.limits import (
@@ -734,7 +739,7 @@ def _refusal_fields(refusal: Refusal) -> dict[str, Any]:
 
 
 def _bands_text(dose: RegionDose) -> str:
-    return ", ".join(
-        f"{s:.1f} s <= {b.up_to_ppm:g} ppm"
-        for s, b in zip(dose.seconds_by_band(), dose.limits.bands, strict=True)
-    )
+    """Where the counted contact is, by the guidance's bands (<= 2400 ppm, above)."""
+    contact = {i: s for i, s in enumerate(dose.contact) if s}
+    low, high = band_seconds(contact, [top for top, _ in BUILT_IN_BANDS])
+    return f"{low:.1f} s <= {LOW_HIGH_BOUNDARY_PPM:g} ppm, {high:.1f} s above"

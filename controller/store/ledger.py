@@ -4,7 +4,7 @@
 (:meth:`Ledger.admit`, :meth:`Ledger.current`) is answered from memory, loaded
 when the store is opened; the store is written behind, by a writer thread:
 
-* :meth:`Ledger.add_contact` (the control loop, 1 kHz) only adds to an in-memory
+* :meth:`Ledger.add` (the control loop, 1 kHz) only adds to an in-memory
   treatment under a lock held for about a microsecond.
 * The writer commits everything pending in one transaction at least every
   :data:`FLUSH_INTERVAL_S` while something changed, and at once after a trip, reset,
