@@ -23,6 +23,7 @@ from bench.processes import (
     finish,
     gunguard_command,
     start,
+    start_armed,
     write_config,
     write_scenario,
 )
@@ -46,13 +47,11 @@ def armed_session(tmp_path: Path) -> Path:
 
 def test_ready_then_pings_while_healthy_and_stopping_on_sigterm(tmp_path, notify):
     config = write_config(tmp_path / "cfg.yaml")
-    proc = start(tmp_path, notify, config, armed_session(tmp_path))
+    proc, ready = start_armed(tmp_path, notify, config, armed_session(tmp_path))
     try:
-        ready = notify.wait_for("READY=1")
         assert "STATUS=idle" in notify.messages[ready][1]
         first_ping = notify.wait_for("WATCHDOG=1", after=ready)
         notify.wait_for("WATCHDOG=1", after=first_ping + 1)
-        notify.wait_for("STATUS=armed: calf-left", after=ready)
         proc.send_signal(signal.SIGTERM)
         notify.wait_for("STOPPING=1", after=ready)
         assert proc.wait(DEADLINE_S) == 0
@@ -98,10 +97,8 @@ def test_pings_stop_while_the_loop_is_stalled(tmp_path, notify):
 
 def test_sighup_with_a_bad_file_keeps_running_config_and_power_state(tmp_path, notify):
     config = write_config(tmp_path / "cfg.yaml")
-    proc = start(tmp_path, notify, config, armed_session(tmp_path))
+    proc, ready = start_armed(tmp_path, notify, config, armed_session(tmp_path))
     try:
-        ready = notify.wait_for("READY=1")
-        notify.wait_for("STATUS=armed: calf-left", after=ready)
         config.write_text("limits: {bands: [{up_to_ppm: 2400, max_minutes: 9}]}\nbogus: 1\n")
         proc.send_signal(signal.SIGHUP)
         reloading = notify.wait_for("RELOADING=1", after=ready)
@@ -154,10 +151,8 @@ def test_sighup_tighter_applies_now_looser_waits_until_idle(tmp_path, monkeypatc
 
 def test_sigkill_then_the_stop_post_step_forces_power_off(tmp_path, notify):
     config = write_config(tmp_path / "cfg.yaml")
-    proc = start(tmp_path, notify, config, armed_session(tmp_path))
+    proc, _ready = start_armed(tmp_path, notify, config, armed_session(tmp_path))
     try:
-        ready = notify.wait_for("READY=1")
-        notify.wait_for("STATUS=armed: calf-left", after=ready)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(DEADLINE_S) == -signal.SIGKILL
     finally:
@@ -193,10 +188,10 @@ def test_invalid_config_exits_2_for_restart_prevent(tmp_path, notify):
 def test_sigterm_exits_0_and_says_so_with_or_without_faulthandler(tmp_path, notify, faulthandler):
     """The unit sets PYTHONFAULTHANDLER=1, which makes faulthandler own SIGABRT."""
     config = write_config(tmp_path / "cfg.yaml")
-    proc = start(tmp_path, notify, config, armed_session(tmp_path), PYTHONFAULTHANDLER=faulthandler)
+    proc, _ready = start_armed(
+        tmp_path, notify, config, armed_session(tmp_path), PYTHONFAULTHANDLER=faulthandler
+    )
     try:
-        ready = notify.wait_for("READY=1")
-        notify.wait_for("STATUS=armed: calf-left", after=ready)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(DEADLINE_S) == 0
     finally:
@@ -207,10 +202,10 @@ def test_sigterm_exits_0_and_says_so_with_or_without_faulthandler(tmp_path, noti
 
 def test_a_watchdog_abort_dumps_every_threads_stack(tmp_path, notify):
     config = write_config(tmp_path / "cfg.yaml")
-    proc = start(tmp_path, notify, config, armed_session(tmp_path), PYTHONFAULTHANDLER="1")
+    proc, _ready = start_armed(
+        tmp_path, notify, config, armed_session(tmp_path), PYTHONFAULTHANDLER="1"
+    )
     try:
-        ready = notify.wait_for("READY=1")
-        notify.wait_for("STATUS=armed: calf-left", after=ready)
         proc.send_signal(signal.SIGABRT)
         assert proc.wait(DEADLINE_S) == -signal.SIGABRT
     finally:
