@@ -43,6 +43,8 @@ _TREATMENT = (
     " FROM treatments t LEFT JOIN treatment_rates r ON r.treatment_id = t.id"
 )
 _TRIP = "SELECT id, wall, reason, detail, region, config_hash, cleared_wall FROM trips"
+#: Refusals as the ledger records them: an action of kind 'refused', detail "reason: text".
+_REFUSAL = "SELECT id, wall, session, region, detail FROM actions WHERE kind = 'refused'"
 _CALIBRATION = (
     "SELECT id, wall, key, old_value, new_value, how, record, file, config_hash FROM calibrations"
 )
@@ -107,6 +109,26 @@ class Trip:
     @property
     def latched(self) -> bool:
         return self.cleared_wall is None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A selection the supervisor refused (an ``actions`` row of kind ``refused``)."""
+
+    id: int
+    wall: float
+    session: int
+    region: str | None  # the region asked for
+    reason: str  # the refusal code (gunguard.core.reasons.RefusalReason)
+    detail: str
+
+    @classmethod
+    def from_row(
+        cls, rid: int, wall: float, session: int, region: str | None, text: str | None
+    ) -> Refusal:
+        """The ledger stores ``"reason: detail"`` in one column; split it again."""
+        reason, _, detail = (text or "").partition(": ")
+        return cls(rid, wall, session, region, reason, detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +278,23 @@ class StoreReader:
     def _trips(self, where: str, params: Mapping[str, Any]) -> list[Trip]:
         sql = f"{_TRIP} WHERE {where} ORDER BY wall, id"
         return [Trip(*row) for row in self._conn.execute(sql, params)]
+
+    # -- refusals ---------------------------------------------------------------------------------
+    def refusals(self) -> list[Refusal]:
+        """Every refused selection, in time order."""
+        return self._refusals("1", {})
+
+    def session_refusals(self, sid: int) -> list[Refusal]:
+        """A session's refused selections, in time order."""
+        return self._refusals("session = :sid", {"sid": sid})
+
+    def window_refusals(self, region: str, start: float, end: float) -> list[Refusal]:
+        """Refusals of ``region`` (or of no region) from ``start`` to ``end``, in time order."""
+        return self._refusals(_WINDOW, {"region": region, "start": start, "end": end})
+
+    def _refusals(self, where: str, params: Mapping[str, Any]) -> list[Refusal]:
+        sql = f"{_REFUSAL} AND ({where}) ORDER BY wall, id"
+        return [Refusal.from_row(*row) for row in self._conn.execute(sql, params)]
 
     # -- calibrations -------------------------------------------------------------------------
     def calibrations(self) -> list[Calibration]:
