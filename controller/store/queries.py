@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,7 @@ _TREATMENT = (
 _TRIP = "SELECT id, wall, reason, detail, region, config_hash, cleared_wall FROM trips"
 #: Refusals as the ledger records them: an action of kind 'refused', detail "reason: text".
 _REFUSAL = "SELECT id, wall, session, region, detail FROM actions WHERE kind = 'refused'"
+_ACTION = "SELECT id, wall, session, kind, region, detail FROM actions"
 _CALIBRATION = (
     "SELECT id, wall, key, old_value, new_value, how, record, file, config_hash FROM calibrations"
 )
@@ -109,6 +110,19 @@ class Trip:
     @property
     def latched(self) -> bool:
         return self.cleared_wall is None
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """An operator action or clock event (gunguard.store.ledger: select, deselect, refused,
+    reset, trip_restored, clock_step)."""
+
+    id: int
+    wall: float
+    session: int
+    kind: str
+    region: str | None
+    detail: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +285,10 @@ class StoreReader:
         """A session's trips, in time order."""
         return self._trips("session = :sid", {"sid": sid})
 
+    def trips_between(self, start: float, end: float) -> list[Trip]:
+        """Trips of every region from ``start`` to ``end``, in time order."""
+        return self._trips("wall BETWEEN :start AND :end", {"start": start, "end": end})
+
     def window_trips(self, region: str, start: float, end: float) -> list[Trip]:
         """Trips from ``start`` to ``end`` while ``region`` or nothing was armed, in time order."""
         return self._trips(_WINDOW, {"region": region, "start": start, "end": end})
@@ -296,6 +314,20 @@ class StoreReader:
         sql = f"{_REFUSAL} AND ({where}) ORDER BY wall, id"
         return [Refusal.from_row(*row) for row in self._conn.execute(sql, params)]
 
+    # -- actions ----------------------------------------------------------------------------------
+    def actions_between(
+        self, start: float, end: float, kinds: Sequence[str] | None = None
+    ) -> list[Action]:
+        """Actions of every region from ``start`` to ``end`` (only ``kinds``), in time order."""
+        where = "wall BETWEEN :start AND :end"
+        params: dict[str, Any] = {"start": start, "end": end}
+        if kinds is not None:
+            names = {f"k{i}": kind for i, kind in enumerate(kinds)}
+            where += f" AND kind IN ({', '.join(':' + k for k in names) or 'NULL'})"
+            params |= names
+        sql = f"{_ACTION} WHERE {where} ORDER BY wall, id"
+        return [Action(*row) for row in self._conn.execute(sql, params)]
+
     # -- calibrations -------------------------------------------------------------------------
     def calibrations(self) -> list[Calibration]:
         """Every recorded calibration, oldest first (none in a store before schema 3)."""
@@ -310,6 +342,10 @@ class StoreReader:
     # -- telemetry ------------------------------------------------------------------------------
     def session_telemetry(self, sid: int) -> Telemetry:
         return self._telemetry("session = :sid", {"sid": sid})
+
+    def telemetry_between(self, start: float, end: float) -> Telemetry:
+        """Samples of every region from ``start`` to ``end``."""
+        return self._telemetry("wall BETWEEN :start AND :end", {"start": start, "end": end})
 
     def window_telemetry(self, region: str, start: float, end: float) -> Telemetry:
         """Samples from ``start`` to ``end`` while ``region`` or nothing was armed."""
