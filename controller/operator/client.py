@@ -29,6 +29,7 @@ from gunguard.operator.protocol import (
     ErrorResponse,
     EventUpdate,
     ProtocolError,
+    RegionStatus,
     ResetResponse,
     Response,
     SelectRegionResponse,
@@ -39,6 +40,7 @@ from gunguard.operator.protocol import (
     parse_response,
     socket_path,
 )
+from gunguard.operator.units import BandUse, band_label, bands_text, mmss, percent
 
 EXIT_OK, EXIT_NO, EXIT_CONFIG, EXIT_UNREACHABLE = Exit.OK, Exit.NO, Exit.CONFIG, Exit.UNREACHABLE
 SOCKET_ENV = "GUNGUARD_SOCKET"
@@ -275,10 +277,22 @@ def _run(func: Any, args: argparse.Namespace) -> int:
 
 
 # -- formatting ------------------------------------------------------------------------------
-def minutes(seconds: float) -> str:
-    """``174.2`` -> ``2:54``."""
-    whole = max(0, int(seconds + 0.5))
-    return f"{whole // 60}:{whole % 60:02d}"
+def time_left(region: RegionStatus) -> str:
+    """``1:28 at <= 3200 ppm`` at the band the rate is in now, else ``4:33`` (the lowest
+    band's): what the dashboard and ``gunguard status`` both show."""
+    left = mmss(region.seconds_left)
+    if region.band_now is not None:
+        left += f" at {band_label(region.bands[region.band_now].up_to_ppm)}"
+    return left
+
+
+def region_bands(region: RegionStatus) -> list[BandUse]:
+    """The region's config bands: contact used in each, and the time each allows."""
+    out = []
+    for i, band in enumerate(region.bands):
+        used = region.seconds_by_band[i] if i < len(region.seconds_by_band) else 0.0
+        out.append(BandUse(band_label(band.up_to_ppm), band.up_to_ppm, used, band.max_seconds))
+    return out
 
 
 def format_status(status: Status) -> list[str]:
@@ -299,12 +313,12 @@ def format_status(status: Status) -> list[str]:
     if status.trip is not None:
         lines.append(f"  TRIP   {status.trip.reason}: {status.trip.detail}")
         lines.append(f"         power is off. {advice(status.trip.reason)}")
-    lines.append(f"  {'region':<18} {'dose':>6} {'contact':>9} {'left':>6}")
+    lines.append(f"  {'region':<18} {'used':>7}  {'left':<19}  contact by band: used / allowed")
     for name, region in status.regions.items():
         mark = "*" if name == status.region else " "
         lines.append(
-            f"{mark} {name:<18} {region.dose:6.3f} {region.contact_seconds:8.1f}s "
-            f"{minutes(region.seconds_left):>6}"
+            f"{mark} {name:<18} {percent(region.dose):>7}  {time_left(region):<19}  "
+            f"{bands_text(region_bands(region))}"
         )
     if status.not_allowed:
         lines.append(f"  not allowed: {', '.join(status.not_allowed)}")

@@ -49,11 +49,12 @@ from gunguard.operator.client import (
     Connection,
     Disconnected,
     fail,
-    minutes,
     request_quietly,
     resolve_socket,
+    time_left,
 )
 from gunguard.operator.protocol import ErrorResponse, EventUpdate, Status, StatusUpdate
+from gunguard.operator.units import percent
 
 #: The rate bar turns yellow here (the buzzer's chirp too: gunguard.operator.controls).
 WARN_FRACTION = 0.95
@@ -217,14 +218,11 @@ def render(
     for name, region in shown:
         active = name == st.region
         label = Text(("> " if active else "  ") + name, style="bold" if active else "")
-        left = minutes(region.seconds_left)
-        if region.band_now is not None:
-            left += f" at <= {region.bands[region.band_now].up_to_ppm:g} ppm"
         doses.add_row(
             label,
             _bar(region.dose, 1.0, 0.9, bar_width),
-            f"{region.dose * 100:5.1f} %",
-            left,
+            percent(region.dose),
+            time_left(region),
         )
     parts.append(doses)
     one_line = {"no_wrap": True, "overflow": "ellipsis"}

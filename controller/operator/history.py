@@ -1,16 +1,17 @@
-"""``gunguard history``: treatments, doses, trips, and when each region may next be treated.
+"""``gunguard history``: treatments, doses, trips, refusals, and when each region may next
+be treated.
 
 Reads the store read-only (it never migrates, repairs or writes it) and applies the
 same rules as the daemon (:mod:`gunguard.store.treatments`), with the rest interval and
 treatment gap the newest session recorded. ``--json`` prints one object whose schema
 is documented in docs/history.md and versioned by its ``format`` field; fields are only
-ever added within a format version.
+ever added within a format version. The readable form shows doses and times as
+every command does (:mod:`gunguard.operator.units`); the JSON keeps fractions and seconds.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -19,10 +20,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from gunguard.core.ceilings import BUILT_IN_BANDS
-from gunguard.core.dose import DOSE_EPSILON, band_seconds, bucket_of
+from gunguard.core.dose import DOSE_EPSILON, bucket_of
+from gunguard.operator.units import band_label, guidance_bands, mmss, percent
 from gunguard.store import treatments as rules
-from gunguard.store.queries import Calibration, StoreReader, Treatment, Trip, open_reader
+from gunguard.store.queries import (
+    Calibration,
+    Refusal,
+    StoreReader,
+    Treatment,
+    Trip,
+    open_reader,
+)
 from gunguard.store.schema import StorageFault
 
 FORMAT = "gunguard-history/1"
@@ -59,16 +67,22 @@ def _empty(path: Path, now: float, version: int) -> dict[str, Any]:
         "treatments": [],
         "trips": [],
         "calibrations": [],
+        "refusals": [],
     }
 
 
 def _treatment_json(t: Treatment) -> dict[str, Any]:
-    """A treatment: contact by the guidance's bands (<= 2400 ppm, above), and by rate."""
+    """A treatment: contact by the guidance's bands (<= 2400 ppm, above) with the time
+    its allowance gives each, and by rate."""
     contact = {bucket_of(r.up_to_ppm): r.contact_s for r in t.rates}
-    tops = [top for top, _ in BUILT_IN_BANDS]
     by_band = [
-        {"band": i, "up_to_ppm": None if math.isinf(top) else top, "seconds": round(s, 3)}
-        for i, (top, s) in enumerate(zip(tops, band_seconds(contact, tops), strict=True))
+        {
+            "band": i,
+            "up_to_ppm": b.up_to_ppm,
+            "seconds": round(b.used_s, 3),
+            "allowed_seconds": round(b.allowed_s, 3),
+        }
+        for i, b in enumerate(guidance_bands(contact, t.allowance))
     ]
     return {
         "id": t.id,
@@ -100,6 +114,17 @@ def _trip_json(trip: Trip) -> dict[str, Any]:
         "config_hash": trip.config_hash,
         "cleared_at": _iso(trip.cleared_wall),
         "latched": trip.latched,
+    }
+
+
+def _refusal_json(r: Refusal) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "at": rules.iso(r.wall),
+        "region": r.region,
+        "reason": r.reason,
+        "detail": r.detail,
+        "session": r.session,
     }
 
 
@@ -179,6 +204,9 @@ def _collect(
         "trips": trips,
         # Not per region: every limit depends on them (--region keeps them all).
         "calibrations": [_calibration_json(c) for c in store.calibrations()],
+        "refusals": [
+            _refusal_json(r) for r in store.refusals() if only is None or r.region == only
+        ],
     }
 
 
@@ -212,8 +240,8 @@ def render(data: dict[str, Any], console: Console) -> None:
             "(clock_untrusted) until it is synchronised[/bold red]"
         )
     regions = Table(title="Regions", title_justify="left")
-    for column in ("region", "treatments", "last contact", "dose", "next"):
-        regions.add_column(column, justify="right" if column in ("treatments", "dose") else "left")
+    for column in ("region", "treatments", "last contact", "used", "next"):
+        regions.add_column(column, justify="right" if column in ("treatments", "used") else "left")
     for r in data["regions"]:
         text = _STATUS_TEXT[r["status"]].format(
             next=_short(r["next_treatment_from"]), cont=_short(r["may_continue_until"])
@@ -222,7 +250,7 @@ def render(data: dict[str, Any], console: Console) -> None:
             r["region"],
             str(r["treatments"]),
             _short(r["last_contact"]),
-            "-" if r["dose"] is None else f"{r['dose']:.3f}",
+            percent(r["dose"]),
             text,
         )
     if data["regions"]:
@@ -230,25 +258,28 @@ def render(data: dict[str, Any], console: Console) -> None:
     else:
         console.print("no treatments recorded")
     if data["treatments"]:
-        table = Table(title="Treatments", title_justify="left")
-        for column in ("#", "region", "start", "end", "contact", "by band", "dose"):
-            table.add_column(
-                column, justify="right" if column in ("#", "contact", "dose") else "left"
-            )
+        table = Table(
+            title="Treatments",
+            title_justify="left",
+            caption="per rate band: contact used / the time the treatment's allowance gives "
+            "that band; used: share of the whole allowance",
+            caption_justify="left",
+        )
+        for column in ("#", "region", "start", "end", "contact", *_band_columns(data), "used"):
+            right = column in ("#", "contact", "used") or column.endswith("ppm")
+            table.add_column(column, justify="right" if right else "left")
         for t in data["treatments"]:
-            by_band = ", ".join(
-                f"{b['seconds']:.1f} s"
-                + (f" <= {b['up_to_ppm']:g}" if b["up_to_ppm"] is not None else " above")
-                for b in t["seconds_by_band"]
-            )
             table.add_row(
                 str(t["id"]),
                 t["region"],
                 _short(t["start"]),
                 _short(t["end"]),
-                f"{t['contact_seconds']:.1f} s",
-                by_band,
-                "-" if t["dose"] is None else f"{t['dose']:.3f}",
+                mmss(t["contact_seconds"]),
+                *(
+                    f"{mmss(b['seconds'])} / {mmss(b['allowed_seconds'])}"
+                    for b in t["seconds_by_band"]
+                ),
+                percent(t["dose"]),
             )
         console.print(table)
     if data["trips"]:
@@ -266,7 +297,28 @@ def render(data: dict[str, Any], console: Console) -> None:
         console.print(table)
     else:
         console.print("no trips recorded")
+    _render_refusals(data.get("refusals", []), console)
     _render_calibrations(data.get("calibrations", []), console)
+
+
+def _band_columns(data: dict[str, Any]) -> list[str]:
+    """``<= 2400 ppm``, ``> 2400 ppm``: the guidance's bands, as the treatments list them."""
+    first = data["treatments"][0]["seconds_by_band"]
+    tops = [b["up_to_ppm"] for b in first]
+    return [band_label(top, tops[i - 1] if i else None) for i, top in enumerate(tops)]
+
+
+def _render_refusals(refusals: list[dict[str, Any]], console: Console) -> None:
+    """Every selection the supervisor refused, and why."""
+    if not refusals:
+        console.print("no refusals recorded")
+        return
+    table = Table(title="Refusals", title_justify="left")
+    for column in ("at", "region", "reason", "detail"):
+        table.add_column(column)
+    for r in refusals:
+        table.add_row(_short(r["at"]), r["region"] or "-", r["reason"], r["detail"])
+    console.print(table)
 
 
 def _render_calibrations(calibrations: list[dict[str, Any]], console: Console) -> None:

@@ -127,17 +127,22 @@ class BandStatus(_Response):
 
 
 class RegionStatus(_Response):
-    """One treatable region: its caps and the treatment in progress."""
+    """One treatable region: its caps and the treatment in progress.
+
+    Machine units: rates in ppm, force in N, times in seconds, the dose a fraction of
+    the treatment's allowance (people see it as a percentage and m:ss:
+    :mod:`gunguard.operator.units`).
+    """
 
     cap_ppm: float
     trip_ppm: float
     max_force_n: float
     bands: list[BandStatus]
     started: bool  # a dose has been counted in this daemon's life
-    dose: float  # 1.0 = the whole allowance of one treatment
+    dose: float  # fraction: 1.0 = the whole allowance of one treatment (shown as 100 %)
     contact_seconds: float
-    seconds_by_band: list[float]
-    #: Contact time left: at the current rate's band while this region is armed and
+    seconds_by_band: list[float]  # contact seconds per entry of ``bands``
+    #: Contact seconds left: at the current rate's band while this region is armed and
     #: percussing, else at the lowest (most generous) band.
     seconds_left: float
     band_now: int | None = None

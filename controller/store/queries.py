@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,9 @@ _TREATMENT = (
     " FROM treatments t LEFT JOIN treatment_rates r ON r.treatment_id = t.id"
 )
 _TRIP = "SELECT id, wall, reason, detail, region, config_hash, cleared_wall FROM trips"
+#: Refusals as the ledger records them: an action of kind 'refused', detail "reason: text".
+_REFUSAL = "SELECT id, wall, session, region, detail FROM actions WHERE kind = 'refused'"
+_ACTION = "SELECT id, wall, session, kind, region, detail FROM actions"
 _CALIBRATION = (
     "SELECT id, wall, key, old_value, new_value, how, record, file, config_hash FROM calibrations"
 )
@@ -107,6 +110,39 @@ class Trip:
     @property
     def latched(self) -> bool:
         return self.cleared_wall is None
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """An operator action or clock event (gunguard.store.ledger: select, deselect, refused,
+    reset, trip_restored, clock_step)."""
+
+    id: int
+    wall: float
+    session: int
+    kind: str
+    region: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A selection the supervisor refused (an ``actions`` row of kind ``refused``)."""
+
+    id: int
+    wall: float
+    session: int
+    region: str | None  # the region asked for
+    reason: str  # the refusal code (gunguard.core.reasons.RefusalReason)
+    detail: str
+
+    @classmethod
+    def from_row(
+        cls, rid: int, wall: float, session: int, region: str | None, text: str | None
+    ) -> Refusal:
+        """The ledger stores ``"reason: detail"`` in one column; split it again."""
+        reason, _, detail = (text or "").partition(": ")
+        return cls(rid, wall, session, region, reason, detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +285,10 @@ class StoreReader:
         """A session's trips, in time order."""
         return self._trips("session = :sid", {"sid": sid})
 
+    def trips_between(self, start: float, end: float) -> list[Trip]:
+        """Trips of every region from ``start`` to ``end``, in time order."""
+        return self._trips("wall BETWEEN :start AND :end", {"start": start, "end": end})
+
     def window_trips(self, region: str, start: float, end: float) -> list[Trip]:
         """Trips from ``start`` to ``end`` while ``region`` or nothing was armed, in time order."""
         return self._trips(_WINDOW, {"region": region, "start": start, "end": end})
@@ -256,6 +296,37 @@ class StoreReader:
     def _trips(self, where: str, params: Mapping[str, Any]) -> list[Trip]:
         sql = f"{_TRIP} WHERE {where} ORDER BY wall, id"
         return [Trip(*row) for row in self._conn.execute(sql, params)]
+
+    # -- refusals ---------------------------------------------------------------------------------
+    def refusals(self) -> list[Refusal]:
+        """Every refused selection, in time order."""
+        return self._refusals("1", {})
+
+    def session_refusals(self, sid: int) -> list[Refusal]:
+        """A session's refused selections, in time order."""
+        return self._refusals("session = :sid", {"sid": sid})
+
+    def window_refusals(self, region: str, start: float, end: float) -> list[Refusal]:
+        """Refusals of ``region`` (or of no region) from ``start`` to ``end``, in time order."""
+        return self._refusals(_WINDOW, {"region": region, "start": start, "end": end})
+
+    def _refusals(self, where: str, params: Mapping[str, Any]) -> list[Refusal]:
+        sql = f"{_REFUSAL} AND ({where}) ORDER BY wall, id"
+        return [Refusal.from_row(*row) for row in self._conn.execute(sql, params)]
+
+    # -- actions ----------------------------------------------------------------------------------
+    def actions_between(
+        self, start: float, end: float, kinds: Sequence[str] | None = None
+    ) -> list[Action]:
+        """Actions of every region from ``start`` to ``end`` (only ``kinds``), in time order."""
+        where = "wall BETWEEN :start AND :end"
+        params: dict[str, Any] = {"start": start, "end": end}
+        if kinds is not None:
+            names = {f"k{i}": kind for i, kind in enumerate(kinds)}
+            where += f" AND kind IN ({', '.join(':' + k for k in names) or 'NULL'})"
+            params |= names
+        sql = f"{_ACTION} WHERE {where} ORDER BY wall, id"
+        return [Action(*row) for row in self._conn.execute(sql, params)]
 
     # -- calibrations -------------------------------------------------------------------------
     def calibrations(self) -> list[Calibration]:
@@ -271,6 +342,10 @@ class StoreReader:
     # -- telemetry ------------------------------------------------------------------------------
     def session_telemetry(self, sid: int) -> Telemetry:
         return self._telemetry("session = :sid", {"sid": sid})
+
+    def telemetry_between(self, start: float, end: float) -> Telemetry:
+        """Samples of every region from ``start`` to ``end``."""
+        return self._telemetry("wall BETWEEN :start AND :end", {"start": start, "end": end})
 
     def window_telemetry(self, region: str, start: float, end: float) -> Telemetry:
         """Samples from ``start`` to ``end`` while ``region`` or nothing was armed."""

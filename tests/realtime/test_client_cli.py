@@ -117,7 +117,9 @@ def test_status_as_text_and_as_json_found_by_socket_or_config(daemon):
     lines = text.stdout.splitlines()
     assert lines[0] == "gunguard: IDLE  motor power off"
     assert lines[1] == "  rate        0 ppm   (no region armed)"
-    assert "  calf-left           0.000      0.0s   5:00" in lines
+    [calf] = [line for line in lines if line.startswith("  calf-left ")]
+    assert calf.startswith("  calf-left            0.0 %  5:00 ")  # the dashboard's units
+    assert calf.endswith("<= 2400 ppm 0:00 / 5:00, <= 3200 ppm 0:00 / 2:00")
     assert lines[-1] == "  not allowed: neck"
     as_json = gunguard("status", "--json", "--config", str(daemon.config))
     assert as_json.returncode == 0, as_json.stderr

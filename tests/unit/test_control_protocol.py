@@ -152,6 +152,33 @@ def test_status_armed_counts_dose_and_time_left_at_the_current_band(gunguard_ben
     assert status.regions["calf-right"].band_now is None
 
 
+def test_status_text_and_dashboard_show_a_dose_in_the_same_units(gunguard_bench):
+    """Issue 13: status said 0.089 where the dashboard said 8.9 %. Both now say percent of
+    the allowance and m:ss left, and status adds m:ss used / allowed per band."""
+    import io
+
+    from rich.console import Console
+
+    from gunguard.operator.dashboard import View, render
+
+    bench = gunguard_bench()
+    assert bench.select("calf-left") is None
+    bench.gun(ppm=2800, force_n=30)
+    bench.run(12.0)
+    status = cp.build_status(bench.supervisor)
+    calf = status.regions["calf-left"]
+    used, left = f"{calf.dose * 100:.1f} %", f"{int(calf.seconds_left + 0.5) // 60}:"
+    [text] = [line for line in format_status(status) if line.startswith("* calf-left ")]
+    console = Console(width=110, record=True, file=io.StringIO(), color_system=None)
+    console.print(render(View(socket=Path("/x.sock"), status=status, received_at=0.0), 0.0))
+    [row] = [line for line in console.export_text().splitlines() if "> calf-left" in line]
+    for shown in (text, row):
+        assert f" {used} " in shown and f" {left}" in shown and " at <= 3200 ppm" in shown
+    used_hi = calf.seconds_by_band[1]
+    assert f"<= 3200 ppm 0:{round(used_hi):02d} / 2:00" in text
+    assert text.split()[2:4] == used.split()  # the dose as a percentage, not 0.089
+
+
 def test_status_tripped_carries_reason_and_detail(gunguard_bench):
     bench = gunguard_bench()
     bench.select("calf-left")

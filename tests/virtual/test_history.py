@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -35,7 +36,9 @@ TOP = {
     "treatments",
     "trips",
     "calibrations",
+    "refusals",
 }
+REFUSAL_KEYS = {"id", "at", "region", "reason", "detail", "session"}
 REGION_KEYS = {
     "region",
     "treatments",
@@ -62,7 +65,8 @@ TRIP_KEYS = {"id", "at", "reason", "detail", "region", "config_hash", "cleared_a
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    """calf-left 60 s; calf-right 10 s then overforce (reset); upper-back to its dose limit."""
+    """calf-left 60 s; calf-right 10 s then overforce, a refusal while latched (reset); neck
+    refused; upper-back to its dose limit."""
     path = tmp_path_factory.mktemp("history") / "history.db"
     bench = Bench(CFG, book_factory=ledger_factory(CFG, path))
 
@@ -83,7 +87,9 @@ def store(tmp_path_factory) -> Path:
     bench.run(1.0)
     bench.gun(force_n=0)
     bench.run(1.0)
+    assert bench.select("calf-right").reason == "trip_latched"
     assert bench.reset()
+    assert bench.select("neck").reason == "never_allowed"
     treat("upper-back", 302.0)
     assert bench.trips() == ["overforce", "region_dose"]
     pause()
@@ -115,7 +121,13 @@ def test_the_json_schema_is_stable(store):
     assert [set(r) for r in data["regions"]] == [REGION_KEYS] * 3
     assert [set(t) for t in data["treatments"]] == [TREATMENT_KEYS] * 3
     assert [set(t) for t in data["trips"]] == [TRIP_KEYS] * 2
-    assert set(data["treatments"][0]["seconds_by_band"][0]) == {"band", "up_to_ppm", "seconds"}
+    assert set(data["treatments"][0]["seconds_by_band"][0]) == {
+        "band",
+        "up_to_ppm",
+        "seconds",
+        "allowed_seconds",  # (added within gunguard-history/1)
+    }
+    assert [set(r) for r in data["refusals"]] == [REFUSAL_KEYS] * 2
 
 
 def test_treatments_doses_and_trips(store):
@@ -127,6 +139,8 @@ def test_treatments_doses_and_trips(store):
     # the guidance's bands: <= 2400 ppm, and above (None)
     assert [b["up_to_ppm"] for b in left["seconds_by_band"]] == [2400.0, None]
     assert [r["up_to_ppm"] for r in left["seconds_by_rate"]][-1] <= 2400.0 + 25
+    # what the treatment's allowance gives each band: 5 min at <= 2400 ppm, 2 min above
+    assert [b["allowed_seconds"] for b in left["seconds_by_band"]] == [300.0, 120.0]
     assert left["percussion_seconds"] >= left["contact_seconds"]
     assert left["dose"] == pytest.approx(left["contact_seconds"] / 300.0, abs=1e-4)
     assert back["dose"] >= 1.0
@@ -144,6 +158,17 @@ def test_treatments_doses_and_trips(store):
         None,
     )
     assert len(dose["config_hash"]) == 16
+
+
+def test_refusals_are_listed(store):
+    data = collect(store, now=W0 + HOUR)
+    latched, neck = data["refusals"]
+    assert (latched["region"], latched["reason"]) == ("calf-right", "trip_latched")
+    assert (neck["region"], neck["reason"]) == ("neck", "never_allowed")
+    assert neck["detail"] == "neck is never treated with a massage gun"
+    assert latched["id"] < neck["id"] and latched["session"] == neck["session"] == 1
+    only = collect(store, now=W0 + HOUR, region="neck")
+    assert [r["region"] for r in only["refusals"]] == ["neck"]
 
 
 def test_when_each_region_may_next_be_treated(store):
@@ -176,6 +201,7 @@ def test_region_filter(store):
     assert [r["region"] for r in data["regions"]] == ["calf-right"]
     assert [t["region"] for t in data["treatments"]] == ["calf-right"]
     assert [t["reason"] for t in data["trips"]] == ["overforce"]
+    assert [r["reason"] for r in data["refusals"]] == ["trip_latched"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -189,8 +215,13 @@ def test_the_cli_shows_a_real_store_readably_and_as_json(store):
     result = run("--db", str(store))
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    for words in ("Regions", "Treatments", "Trips", "calf-left", "upper-back", "LATCHED"):
+    for words in ("Regions", "Treatments", "Trips", "Refusals", "calf-left", "upper-back"):
         assert words in text
+    assert "LATCHED" in text and "never_allowed" in text and "neck is never treated" in text
+    # the units every command uses: percent of the allowance, m:ss used / allowed per band
+    assert "<= 2400 ppm" in text and "> 2400 ppm" in text
+    assert "1:00 / 5:00" in text and "0:00 / 2:00" in text  # calf-left: 60 s at 2200 ppm
+    assert re.search(r" 10\d\.\d % ", text)  # upper-back: used up (100 % and a tick)
     assert "region_dose" in text
     # (the real clock decides which: the store's times are in virtual November 2026)
     assert any(s in text for s in ("resting: next", "rest over since", "clock untrusted"))
@@ -221,6 +252,7 @@ def test_an_empty_store(tmp_path):
     empty.touch()
     data = collect(empty, now=W0)
     assert (data["regions"], data["treatments"], data["trips"]) == ([], [], [])
+    assert data["refusals"] == []
     assert data["calibrations"] == []
     assert data["schema_version"] == 0
 

@@ -1,22 +1,31 @@
 """``gunguard report``: the numbers are the stored telemetry, and the PNG shows them.
 
-The store comes from ``simulate --db`` (the same ledger as the daemon, in virtual
+The stores come from ``simulate --db`` (the same ledger as the daemon, in virtual
 time). The PNG is decoded and checked pixel by pixel: at the pixel where each stored
 sample should be drawn there must be the data line's colour, the limit lines must
-sit at the region's limits, and the same check against shifted data must fail.
+sit at the region's limits, and the same check against shifted data must fail. The
+power-on shading is compared with spans derived straight from the tables, and every
+piece of text the figure draws is checked against every other for overlap.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import sqlite3
-from contextlib import closing
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 from matplotlib import image as mpimg
 from matplotlib.colors import to_rgb
+from matplotlib.text import Text
 
 from gunguard.operator import report as rp
 from gunguard.sim.simulate import simulate
@@ -33,41 +42,70 @@ steps:
   - {at: 16.0, region: calf-left}
   - {at: 20.0, gun: {force_n: 60}}
   - {at: 30.0, region: null}
+  - {at: 32.0, region: neck}              # refused: never_allowed
+  - {at: 33.0, region: achilles-left}     # refused: not_allowed
 """
+#: Issue 13's case: calf-left runs, the selection moves to forearm-left, which trips at
+#: once (2600 ppm > its 2400 cap); the old plot shaded calf-left until the reset at 9 s.
+SWITCH = """
+config: default
+duration: 20
+steps:
+  - {at: 1.0, region: calf-left}
+  - {at: 1.0, gun: {ppm: 2600, force_n: 30}}
+  - {at: 6.0, region: forearm-left}
+  - {at: 9.0, reset: true}
+  - {at: 10.0, region: calf-right}
+  - {at: 15.0, region: null}
+"""
+UTC = rp.LocalTime(dt.UTC, "UTC")  # the figures under test: the same wherever they run
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("report")
-    scenario = base / "session.yaml"
-    scenario.write_text(SCENARIO)
+def simulated(base: Path, text: str) -> Path:
+    scenario = base / "scenario.yaml"
+    scenario.write_text(text)
     db = base / "history.db"
     assert simulate(scenario, config=None, as_json=True, db=str(db)) == 0
     return db
 
 
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    return simulated(tmp_path_factory.mktemp("report"), SCENARIO)
+
+
+@pytest.fixture(scope="module")
+def switch(tmp_path_factory) -> Path:
+    return simulated(tmp_path_factory.mktemp("switch"), SWITCH)
+
+
 def stored_rows(db: Path) -> list[tuple]:
     with closing(sqlite3.connect(db)) as conn:
-        start, end = conn.execute(
-            "SELECT start_wall, end_wall FROM treatments ORDER BY id DESC"
+        start, end, region = conn.execute(
+            "SELECT start_wall, end_wall, region FROM treatments ORDER BY id DESC"
         ).fetchone()
         return conn.execute(
             "SELECT wall - ?, rate_ppm, force_n, power, dose FROM telemetry"
-            " WHERE wall BETWEEN ? AND ? ORDER BY wall, rowid",
-            (start, start - rp.PAD_S, end + rp.PAD_S),
+            " WHERE wall BETWEEN ? AND ? AND (region = ? OR region IS NULL) ORDER BY wall, rowid",
+            (start, start - rp.PAD_S, end + rp.PAD_S, region),
         ).fetchall()
 
 
-def hit_rate(img: np.ndarray, ax, xs, ys, color: str, radius: int = 2) -> float:
+def xs(report: rp.Report, t) -> np.ndarray:
+    """Seconds from the report's origin as the plot's x (dates)."""
+    return rp.to_x(np.asarray(t, dtype=float) + report.origin_wall)
+
+
+def hit_rate(img: np.ndarray, ax, x, ys, color, radius: int = 2, tol: float = 0.2) -> float:
     """The share of data points at whose pixel (within ``radius``) ``color`` is drawn."""
     target = np.array(to_rgb(color))
     height = img.shape[0]
-    points = ax.transData.transform(np.column_stack([xs, ys]))
+    points = ax.transData.transform(np.column_stack([x, ys]))
     hits = 0
-    for x, y in points:
-        col, row = round(x), round(height - y)
+    for px, py in points:
+        col, row = round(px), round(height - py)
         patch = img[row - radius : row + radius + 1, col - radius : col + radius + 1, :3]
-        if (np.abs(patch - target).max(axis=2) < 0.2).any():
+        if (np.abs(patch - target).max(axis=2) < tol).any():
             hits += 1
     return hits / len(points)
 
@@ -110,48 +148,60 @@ def test_json_numbers_are_the_stored_telemetry(store, capsys):
     assert data["dose"] == {"warning": 0.9, "limit": 1.0}
     [trip] = data["trips"]
     assert trip["reason"] == "overspeed" and trip["region"] == "calf-left"
+    assert trip["label"] == "T1"
     assert 10.0 < trip["t"] < 11.5  # 12 s into the session, first contact at ~1 s
     assert data["summary"]["max_force_n"] > 55 and data["summary"]["trips"] == ["overspeed"]
     final = [d for d in samples["dose"] if d is not None][-1]
     assert final == pytest.approx(treatment["dose"], abs=0.002)
+    # Minutes per guidance band, by the treatment's allowance (achilles: 5 min, 2 min).
+    assert [(b["label"], b["allowed_seconds"]) for b in treatment["bands"]] == [
+        ("<= 2400 ppm", 300.0),
+        ("> 2400 ppm", 120.0),
+    ]
+    assert sum(b["seconds"] for b in treatment["bands"]) == pytest.approx(
+        treatment["contact_seconds"], abs=0.002
+    )
+    assert data["refusals"] == []  # the refusals after it are not calf-left's
 
 
 def test_png_contains_the_plotted_data_and_limits(store, tmp_path, capsys):
-    png = tmp_path / "session.png"
-    assert rp.report_command(str(store), None, 1, str(png), as_json=False) == 0
+    from gunguard.cli import main
+
+    png = tmp_path / "treatment.png"
+    assert main(["report", "1", "--db", str(store), "--plot", str(png)]) == 0
     assert f"plot: {png}" in capsys.readouterr().out
     img = mpimg.imread(png)
-    width, height = (round(v * rp.DPI) for v in rp.FIGSIZE_IN)
-    assert img.shape == (height, width, 4)
-
     report = rp.load(store, 1)
     again = tmp_path / "again.png"
-    fig = rp.write_plot(report, again)  # the same drawing, with its transforms
+    with recording_texts() as texts:
+        fig = rp.write_plot(report, again)  # the same drawing, with its transforms
+    assert_apart(texts, fig)
+    width, height = (round(v * rp.DPI) for v in fig.get_size_inches())
+    assert img.shape == (height, width, 4) and width == 1100
     assert np.array_equal(mpimg.imread(again), img)
     rate_ax, force_ax, dose_ax = fig.axes
     s = report.samples
     drawn = joined(s.t)
-    t = np.array(s.t)[drawn]
+    t = xs(report, np.array(s.t)[drawn])
     rate = np.array(s.rate_ppm)[drawn]
     force = np.array(s.force_n)[drawn]
     assert hit_rate(img, rate_ax, t, rate, rp.RATE_COLOR) > 0.9
     assert hit_rate(img, force_ax, t, force, rp.FORCE_COLOR) > 0.9
-    dose_t = [x for x, d in zip(s.t, s.dose, strict=True) if d is not None]
-    dose = [d for d in s.dose if d is not None]
+    dose_t = xs(report, [x for x, d in zip(s.t, s.dose, strict=True) if d is not None])
+    dose = [d * 100 for d in s.dose if d is not None]  # percent of the allowance
     assert hit_rate(img, dose_ax, dose_t, dose, rp.DOSE_COLOR) > 0.9
     # The check can fail: the same points 10 % of the axis higher are mostly not blue.
     top = rate_ax.get_ylim()[1]
     assert hit_rate(img, rate_ax, t, rate + 0.1 * top, rp.RATE_COLOR) < 0.3
 
-    xs = np.linspace(*rate_ax.get_xlim(), 60)[3:-3]
-    assert hit_rate(img, rate_ax, xs, np.full_like(xs, 2400.0), rp.LIMIT_COLOR) > 0.4
-    assert hit_rate(img, rate_ax, xs, np.full_like(xs, 2100.0), rp.LIMIT_COLOR) < 0.1
-    assert hit_rate(img, force_ax, xs, np.full_like(xs, 90.0), rp.LIMIT_COLOR) > 0.4
-    assert hit_rate(img, dose_ax, xs, np.full_like(xs, 1.0), rp.LIMIT_COLOR) > 0.4
-    assert hit_rate(img, dose_ax, xs, np.full_like(xs, 0.9), rp.WARN_COLOR) > 0.4
-    trip_t = report.trips[0].t
-    column = np.full(20, trip_t)
-    assert hit_rate(img, force_ax, column, np.linspace(5, 120, 20), rp.TRIP_COLOR, 1) > 0.5
+    x = np.linspace(*rate_ax.get_xlim(), 60)[3:-3]
+    assert hit_rate(img, rate_ax, x, np.full_like(x, 2400.0), rp.LIMIT_COLOR) > 0.4
+    assert hit_rate(img, rate_ax, x, np.full_like(x, 2100.0), rp.LIMIT_COLOR) < 0.1
+    assert hit_rate(img, force_ax, x, np.full_like(x, 90.0), rp.LIMIT_COLOR) > 0.4
+    assert hit_rate(img, dose_ax, x, np.full_like(x, 100.0), rp.LIMIT_COLOR) > 0.4
+    assert hit_rate(img, dose_ax, x, np.full_like(x, 90.0), rp.WARN_COLOR) > 0.4
+    trip_x = xs(report, np.full(20, report.trips[0].wall - report.origin_wall))
+    assert hit_rate(img, force_ax, trip_x, np.linspace(5, 120, 20), rp.TRIP_COLOR, 1) > 0.5
 
 
 def test_a_config_that_is_not_the_sessions_is_labelled(store, capsys):
@@ -175,65 +225,292 @@ def test_missing_store_and_unknown_treatment(store, tmp_path, capsys):
     assert capsys.readouterr().err == f"gunguard report: {store}: no session 7\n"
 
 
-def test_cli_wiring(store, tmp_path):
+def test_cli_wiring(store, capsys):
     from gunguard.cli import main
 
-    png = tmp_path / "cli.png"
-    assert main(["report", "--last", "--db", str(store), "--plot", str(png)]) == 0
-    assert mpimg.imread(png).shape[:2] == (800, 1000)
-    assert main(["report", "--session", "1", "--db", str(store), "--plot", str(png)]) == 0
+    assert main(["report", "--last", "--db", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert " % of the allowance (<= 2400 ppm " in out and " / 5:00, > 2400 ppm " in out
+    assert main(["report", "--session", "1", "--db", str(store)]) == 0
+    assert "refused: never_allowed, not_allowed" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["report", "1", "--session", "--db", str(store)])  # one of TREATMENT, --session
 
 
-def test_a_session_report_covers_every_region_and_trip(tmp_path, capsys):
-    scenario = tmp_path / "two.yaml"
-    scenario.write_text(
-        "config: default\nduration: 20\nsteps:\n"
-        "  - {at: 1.0, region: calf-left}\n"
-        "  - {at: 1.0, gun: {ppm: 2600, force_n: 30}}\n"
-        "  - {at: 6.0, region: forearm-left}\n"  # cap 2400 < 2600: overspeed
-        "  - {at: 9.0, reset: true}\n"
-        "  - {at: 10.0, region: calf-right}\n"
-        "  - {at: 15.0, region: null}\n"
-    )
-    db = tmp_path / "h.db"
-    assert simulate(scenario, config=None, as_json=True, db=str(db)) == 0
-    capsys.readouterr()
-    png = tmp_path / "s.png"
-    assert rp.report_command(str(db), None, None, str(png), True, whole_session=True) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert (data["kind"], data["id"]) == ("session", 1)
-    assert [t["region"] for t in data["treatments"]] == ["calf-left", "forearm-left", "calf-right"]
-    assert data["summary"]["trips"] == ["overspeed"]
-    assert data["trips"][0]["region"] == "forearm-left"
-    assert {r: v["cap_ppm"] for r, v in data["limits"].items()} == {
-        "calf-left": 3200.0,
-        "forearm-left": 2400.0,
-        "calf-right": 3200.0,
-    }
+# -- power on: only where the record says so ------------------------------------------------
+def recorded_spans(db: Path, region: str | None, start: float, end: float) -> list[tuple]:
+    """Power-on spans straight from the tables (not through the report's queries): from a
+    sample with power on in the region to the next sample (at most SAMPLE_GAP_S later) of
+    the same region, or to the selection change between them; never across a trip or a
+    selection change of any region."""
     with closing(sqlite3.connect(db)) as conn:
-        stored = [r[0] for r in conn.execute("SELECT rate_ppm FROM telemetry ORDER BY wall, rowid")]
-    assert data["samples"]["rate_ppm"] == stored
-
-    report = rp.load(db, whole_session=True)
-    fig = rp.write_plot(report, tmp_path / "again.png")
-    img = mpimg.imread(png)
-    assert np.array_equal(mpimg.imread(tmp_path / "again.png"), img)
-    rate_ax, _, dose_ax = fig.axes
-    s = report.samples
-    drawn = joined(s.t)
-    t = np.array(s.t)[drawn]
-    assert hit_rate(img, rate_ax, t, np.array(s.rate_ppm)[drawn], rp.RATE_COLOR) > 0.9
-    # The cap follows the armed region: 2400 while the forearm is armed, 3200 on the calves.
-    forearm = [x for x, r in zip(s.t, s.region, strict=True) if r == "forearm-left"][2:-2]
-    calf = [x for x, r in zip(s.t, s.region, strict=True) if r == "calf-right"][2:-2]
-    assert hit_rate(img, rate_ax, forearm, np.full(len(forearm), 2400.0), rp.LIMIT_COLOR) > 0.5
-    assert hit_rate(img, rate_ax, calf, np.full(len(calf), 3200.0), rp.LIMIT_COLOR) > 0.5
-    assert hit_rate(img, rate_ax, calf, np.full(len(calf), 2400.0), rp.LIMIT_COLOR) < 0.1
-    for i, region in enumerate(report.regions):  # one dose line per region, own colour
-        points = [
-            (x, d) for x, d, r in zip(s.t, s.dose, s.region, strict=True) if r == region and d
+        rows = conn.execute(
+            "SELECT wall, power, region FROM telemetry WHERE wall BETWEEN ? AND ?"
+            " ORDER BY wall, rowid",
+            (start, end),
+        ).fetchall()
+        cuts = [
+            w
+            for (w,) in conn.execute(
+                "SELECT wall FROM trips UNION ALL"
+                " SELECT wall FROM actions WHERE kind IN ('select', 'deselect')"
+            )
         ]
-        xs, ys = zip(*points, strict=True)
-        assert hit_rate(img, dose_ax, xs, ys, rp.DOSE_COLORS[i]) > 0.8
+    spans: list[list] = []
+    for (w0, on, r0), (w1, _, r1) in itertools.pairwise(rows):
+        if not on or r0 is None or (region is not None and r0 != region):
+            continue
+        if w1 - w0 > rp.SAMPLE_GAP_S:
+            continue
+        inside = [c for c in cuts if w0 < c <= w1]
+        stop = min(inside) if inside else (w1 if r1 == r0 else w0)
+        if stop <= w0:
+            continue
+        if spans and spans[-1][0] == r0 and spans[-1][2] == w0:
+            spans[-1][2] = stop
+        else:
+            spans.append([r0, w0, stop])
+    return [tuple(s) for s in spans]
+
+
+def same(spans: list[rp.PowerSpan], expected: list[tuple]) -> bool:
+    """The same regions, and times within a microsecond."""
+    got = [(s.region, s.start, s.end) for s in spans]
+    return [r for r, _, _ in got] == [r for r, _, _ in expected] and np.allclose(
+        [x for _, *x in got], [x for _, *x in expected], rtol=0, atol=1e-6
+    )
+
+
+def assert_truthful(db: Path, spans: list[rp.PowerSpan]) -> None:
+    """Inside every span each stored sample (of any region) says power on, in that region,
+    and no trip or selection change happened."""
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT wall, power, region FROM telemetry").fetchall()
+        cuts = [
+            w
+            for (w,) in conn.execute(
+                "SELECT wall FROM trips UNION ALL"
+                " SELECT wall FROM actions WHERE kind IN ('select', 'deselect')"
+            )
+        ]
+    for span in spans:
+        inside = [(on, r) for w, on, r in rows if span.start <= w < span.end]
+        assert inside and all(on and r == span.region for on, r in inside), span
+        assert not [c for c in cuts if span.start < c < span.end], span
+
+
+def drawn_spans(fig) -> list[list[tuple[str, float, float]]]:
+    """Per plot, the power-on shading it draws: (region, x from, x to)."""
+    return [
+        [
+            (p.get_gid().removeprefix("power-on "), p.get_x(), p.get_x() + p.get_width())
+            for p in ax.patches
+            if (p.get_gid() or "").startswith("power-on ")
+        ]
+        for ax in fig.axes
+    ]
+
+
+def shade_hits(img, ax, x, color) -> float:
+    """The share of ``x`` at which the plot's top strip (above every line) is shaded."""
+    low, high = ax.get_ylim()
+    return hit_rate(img, ax, x, np.full(len(x), low + 0.96 * (high - low)), color, 1, 0.03)
+
+
+def test_power_on_is_shaded_only_where_the_record_says_so(switch, tmp_path):
+    with closing(sqlite3.connect(switch)) as conn:
+        (moved,) = conn.execute(
+            "SELECT wall FROM actions WHERE kind = 'select' AND region = 'forearm-left'"
+        ).fetchone()
+        (reset,) = conn.execute("SELECT wall FROM actions WHERE kind = 'reset'").fetchone()
+    treatment = rp.load(switch, 1)
+    session = rp.load(switch, whole_session=True)
+    window = (treatment.start_wall - rp.PAD_S, treatment.end_wall + rp.PAD_S)
+    expected = recorded_spans(switch, "calf-left", *window)
+    assert same(treatment.spans, expected)
+    every = recorded_spans(switch, None, session.start_wall, session.end_wall)
+    assert same(session.spans, every)
+    assert_truthful(switch, treatment.spans + session.spans)
+    # Issue 13: calf-left's power ends where the selection moved, not at the reset.
+    [calf] = treatment.spans
+    assert calf.end == pytest.approx(moved) and moved < reset - 2.0
+    assert [s.region for s in session.spans] == ["calf-left", "calf-right"]  # forearm: 8 ms
+    # (its power-on was never sampled: the trip's power-off sample is the first)
+
+    for report in (treatment, session):
+        png = tmp_path / f"{report.kind}.png"
+        with recording_texts() as texts:
+            fig = rp.write_plot(report, png, UTC)
+        assert_apart(texts, fig)
+        want = [(s.region, *rp.to_x([s.start, s.end])) for s in report.spans]
+        for on_plot in drawn_spans(fig):  # each of the three plots shades exactly these
+            assert [r for r, _, _ in on_plot] == [r for r, _, _ in want]
+            assert np.allclose([x for _, *x in on_plot], [x for _, *x in want], rtol=0, atol=1e-9)
+        img = mpimg.imread(png)
+        force_ax = fig.axes[1]
+        colors = rp.region_colors(report.regions)
+        for span in report.spans:
+            middle = rp.to_x(np.linspace(span.start, span.end, 7)[1:-1])
+            assert shade_hits(img, force_ax, middle, rp.shade_of(colors[span.region])) == 1.0
+        # Where the old plot shaded calf-left: between the move and the reset, nothing.
+        gap = rp.to_x(np.linspace(moved + 0.3, reset - 0.3, 12))
+        assert shade_hits(img, force_ax, gap, rp.shade_of(colors["calf-left"])) == 0.0
+
+
+def test_power_spans_end_at_gaps_trips_and_region_changes():
+    from gunguard.store.queries import Telemetry
+
+    on = Telemetry(
+        wall=[0.0, 0.1, 0.2, 0.3, 1.0, 1.1, 1.2, 1.3, 1.4],
+        rate_ppm=[0.0] * 9,
+        force_n=[0.0] * 9,
+        power=[True, True, True, True, True, True, True, True, False],
+        region=["a", "a", "a", "a", "a", "a", "b", "b", "b"],
+        dose=[None] * 9,
+    )
+    spans = rp.power_spans(on, "a", cuts=[0.15, 1.15])
+    # 0.15: a trip; 0.3 -> 1.0: no record; 1.15: the selection moved to b
+    assert spans == [
+        rp.PowerSpan("a", 0.0, 0.15),
+        rp.PowerSpan("a", 0.2, 0.3),
+        rp.PowerSpan("a", 1.0, 1.15),
+    ]
+    assert rp.power_spans(on, "b", cuts=[0.15, 1.15]) == [rp.PowerSpan("b", 1.2, 1.4)]
+    # Without the recorded selection change, when the region changed is unknown: up to 1.1.
+    assert rp.power_spans(on, "a", cuts=[])[-1] == rp.PowerSpan("a", 1.0, 1.1)
+
+
+# -- readable at a glance -----------------------------------------------------------------
+@contextmanager
+def recording_texts() -> Iterator[list[tuple[str, Any]]]:
+    """Every piece of text the canvas draws meanwhile, with its box in pixels."""
+    drawn: list[tuple[str, Any]] = []
+    original = Text.draw
+
+    def record(self, renderer):
+        original(self, renderer)
+        if self.get_visible() and self.get_text().strip():
+            drawn.append((self.get_text(), self.get_window_extent(renderer)))
+
+    Text.draw = record  # type: ignore[method-assign]
+    try:
+        yield drawn
+    finally:
+        Text.draw = original  # type: ignore[method-assign]
+
+
+def drawn_texts(fig) -> list[tuple[str, Any]]:
+    with recording_texts() as drawn:
+        fig.canvas.draw()
+    return drawn
+
+
+def assert_apart(texts: list[tuple[str, Any]], fig) -> None:
+    """No two pieces of text overlap, and all of them are on the figure."""
+    width, height = fig.canvas.get_width_height()
+    assert len(texts) > 30
+    for i, (text, box) in enumerate(texts):
+        assert box.x0 >= -1 and box.x1 <= width + 1, text
+        assert box.y0 >= -1 and box.y1 <= height + 1, text
+        for other, second in texts[i + 1 :]:
+            w = min(box.x1, second.x1) - max(box.x0, second.x0)
+            h = min(box.y1, second.y1) - max(box.y0, second.y0)
+            assert w <= 0.5 or h <= 0.5, (text, other)
+
+
+@pytest.fixture(scope="module")
+def session_drawn(store) -> tuple[rp.Report, Any, list[tuple[str, Any]]]:
+    report = rp.load(store, whole_session=True)
+    fig = rp.draw(report, UTC)
+    return report, fig, drawn_texts(fig)
+
+
+def test_no_text_overlaps_and_all_of_it_is_on_the_figure(session_drawn):
+    """(The other figures drawn here are checked the same way.)"""
+    _, fig, texts = session_drawn
+    assert_apart(texts, fig)
+
+
+def test_close_trips_and_refusals_get_labels_that_do_not_touch():
+    """Five marks within a second: their labels stagger into rows (checked by drawing)."""
+    from gunguard.store.queries import Refusal, Telemetry, Trip
+
+    w0 = 1_795_161_600.0
+    walls = [w0 + i * 0.1 for i in range(100)]
+    telemetry = Telemetry(walls, [2000.0] * 100, [30.0] * 100, [True] * 100, ["a"] * 100)
+    telemetry.dose = [i / 1000 for i in range(100)]
+    trips = [Trip(i, w0 + 4 + i * 0.1, "overforce", "x", "a", "h", None) for i in range(3)]
+    refusals = [Refusal(i, w0 + 4.05 + i * 0.1, 1, "a", "trip_latched", "y") for i in range(2)]
+    numbered = rp.marks(trips, refusals)
+    report = rp.Report(
+        db=Path("x.db"),
+        kind="session",
+        ident=1,
+        origin_wall=w0,
+        start_wall=w0,
+        end_wall=walls[-1],
+        session_hash="h",
+        config_source=None,
+        config_hash=None,
+        limits={},
+        treatments=[],
+        samples=rp.Samples.since(w0, telemetry),
+        trips=[m for m in numbered if m.kind == "trip"],
+        refusals=[m for m in numbered if m.kind == "refusal"],
+        spans=rp.power_spans(telemetry, None),
+    )
+    assert [m.label for m in report.marks] == ["T1", "R1", "T2", "R2", "T3"]
+    fig = rp.draw(report, UTC)
+    texts = drawn_texts(fig)
+    assert_apart(texts, fig)
+    labels = [(t, b) for t, b in texts if t in ("T1", "T2", "T3", "R1", "R2")]
+    assert sorted(t for t, _ in labels) == ["R1", "R2", "T1", "T2", "T3"]  # every one drawn...
+    boxes = [b for _, b in labels]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            # ...and none on another
+            assert min(a.x1, b.x1) <= max(a.x0, b.x0) or min(a.y1, b.y1) <= max(a.y0, b.y0)
+
+
+def test_lists_band_minutes_trips_and_refusals(session_drawn):
+    report, _, texts = session_drawn
+    text = "\n".join(t for t, _ in texts)
+    [treatment] = report.treatments
+    low, high = rp.treatment_bands(treatment)
+    assert (low.label, low.allowed_s, high.label, high.allowed_s) == (
+        "<= 2400 ppm",
+        300.0,
+        "> 2400 ppm",
+        120.0,
+    )
+    row = f"{rp.mmss(low.used_s)} / 5:00    {rp.mmss(high.used_s)} / 2:00  "
+    assert row in text and f"{treatment.dose * 100:.1f} %" in text
+    assert "T1  08:00:12  overspeed" in text and "08:00:15" in text  # cleared by the reset
+    assert "R1  08:00:32  never_allowed" in text and "neck is never treated" in text
+    assert "R2  08:00:33  not_allowed" in text and "achilles-left" in text
+    assert [m.label for m in report.refusals] == ["R1", "R2"]
+
+
+def test_clock_times_are_local_and_the_zone_is_named(store, monkeypatch):
+    report = rp.load(store, 1)
+    kolkata = rp.LocalTime(ZoneInfo("Asia/Kolkata"), "Asia/Kolkata")  # UTC+05:30, no DST
+    fig = rp.draw(report, kolkata)
+    drawn = drawn_texts(fig)
+    assert_apart(drawn, fig)
+    texts = [t for t, _ in drawn]
+    ticks = [t for t in texts if t.count(":") == 2 and len(t) == 8]
+    assert len(ticks) >= 3 and all(t.startswith("13:30:") for t in ticks)  # 08:00 UTC
+    assert any("local time (Asia/Kolkata, IST, UTC+05:30)" in t for t in texts)
+    assert any(
+        t.startswith("gunguard treatment 1: calf-left, Fri 20 Nov 2026, 13:30") for t in texts
+    )
+    # The machine's zone: $TZ (or /etc/localtime), through the C library.
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        here = rp.LocalTime.of_machine()
+        assert here.name(report.start_wall) == "America/New_York, EST, UTC-05:00"
+        assert here.clock(report.start_wall) == "03:00:01"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
