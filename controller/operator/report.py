@@ -45,9 +45,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
-from dateutil import tz as dateutil_tz
 from matplotlib import dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -246,7 +246,13 @@ class LocalTime:
         if key is None:
             target = os.path.realpath("/etc/localtime")
             key = target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else None
-        return cls(dateutil_tz.tzlocal(), key)
+        if key is not None:
+            try:
+                return cls(ZoneInfo(key), key)
+            except (ZoneInfoNotFoundError, ValueError):
+                pass
+        # No IANA name (a bare TZ rule, no /etc/localtime link): the current offset.
+        return cls(dt.datetime.now().astimezone().tzinfo or dt.UTC, None)
 
     def at(self, wall: float) -> dt.datetime:
         return dt.datetime.fromtimestamp(wall, self.tz)
