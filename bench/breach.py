@@ -36,8 +36,8 @@ from bench.rig import RealtimeRig, raw_for
 from gunguard.config import loader as configfile
 from gunguard.config.resolve import resolve_limits
 from gunguard.config.schema import GunguardConfig
-from gunguard.core import reasons as why
 from gunguard.core.limits import OVERSPEED_CONFIRM
+from gunguard.core.reasons import TripReason
 from gunguard.sim.bench import Bench
 
 CONFIG = "achilles-tendinopathy"  # calf-left: cap 2400 ppm, trips above 2448 ppm
@@ -106,7 +106,7 @@ def _overspeed_trials(
             if cut is None or trip is None:
                 rejects["no trip (driver late)"] += 1
                 continue
-            if trip.reason != why.OVERSPEED:
+            if trip.reason != TripReason.OVERSPEED:
                 rejects[f"tripped {trip.reason}"] += 1
                 continue
             cut_ns = cut[0]
@@ -233,7 +233,7 @@ def _virtual_detection(
         bench.gun(ppm=rate)
         bench.run(3.0)
         trip = bench.first("trip")
-        if trip is None or trip.fields["reason"] != why.OVERSPEED:
+        if trip is None or trip.fields["reason"] != TripReason.OVERSPEED:
             return None
         shortest = 60.0 / (region.trip_ppm * ppp)
         first = next(
@@ -363,7 +363,7 @@ def _overforce_trials(
             if trip is None or cut is None:
                 rejects["no trip"] += 1
                 continue
-            if trip.reason != why.OVERFORCE:
+            if trip.reason != TripReason.OVERFORCE:
                 rejects[f"tripped {trip.reason}"] += 1
                 continue
             cut_ns, sampled = cut
