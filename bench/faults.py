@@ -839,10 +839,10 @@ def _v_clock(step_s: float, fault_id: str) -> Any:
             bench.step_wall(step_s)
             run.hazard()
             run.step(10.0)  # the armed treatment goes on, on the monotonic clock
-            counted = run.counted()
             bench.select(None)
             bench.gun(force_n=0)
             run.step(2.0)
+            counted = run.counted()  # (with the coast-down after the stop)
             refusal = bench.select(REGION)
             if refusal is not None:  # the clock is not trusted until NTP puts it right
                 bench.step_wall(-step_s)

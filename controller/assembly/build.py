@@ -113,6 +113,6 @@ def wire_ledger(ledger: Ledger, supervisor: Supervisor) -> None:
     """A write failure trips ``storage_fault``; telemetry and reloads follow the supervisor."""
     ledger.set_fault_handler(lambda detail: supervisor.trip(TripReason.STORAGE_FAULT, detail))
     ledger.set_probe(
-        lambda: (supervisor.rate_ppm, supervisor.force_n, supervisor.power_on, supervisor.region)
+        lambda: (supervisor.rate_ppm, supervisor.force_n, supervisor.power_on, supervisor.counting)
     )
     ledger.follow_limits(lambda: (supervisor.limits, supervisor.config_tag))

@@ -236,9 +236,11 @@ class LimitsConfig(_Strict):
         3200.0,
         json_schema_extra=_up_to(C.HARDWARE_MAX_PPM),
         description=(
-            "The fastest the gun can go. A measured rate above it (on 2 consecutive edges) "
-            "is `tach_implausible`; so is a tach interval shorter than half of `60 / "
-            "(hardware_max_ppm x pulses_per_percussion)` s."
+            "The fastest the gun can go. A measured rate above it on 2 consecutive "
+            "whole percussions, or as the mean over the last 0.25 s, is "
+            "`tach_implausible`; so is one percussion faster than 1.25 times it, and a "
+            "tach interval shorter than half of `60 / (hardware_max_ppm x "
+            "pulses_per_percussion)` s."
         ),
     )
     overspeed_tolerance: Annotated[float, Field(ge=0.0)] = Field(
@@ -246,9 +248,9 @@ class LimitsConfig(_Strict):
         json_schema_extra=_up_to(C.OVERSPEED_TOLERANCE),
         description=(
             "Overspeed trips when the measured rate is above `cap x (1 + "
-            "overspeed_tolerance)` on 2 consecutive tach edges (each edge measures the "
-            "last whole percussion), or when the mean rate over the percussions of the "
-            "last 0.25 s is."
+            "overspeed_tolerance)` on 2 consecutive whole percussions (end to end, "
+            "judged at every tach edge), or when the mean rate over the percussions of "
+            "the last 0.25 s is."
         ),
     )
     contact_force_n: PositiveFloat = Field(

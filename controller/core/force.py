@@ -9,7 +9,8 @@ Pure and clock-free: the supervisor feeds each tick's time, tick length and forc
 * :class:`ForceWindow` keeps the last ``window_s`` of force: the time spent above the
   limit in it and the mean force over it. Bursts far above the limit cannot hide
   between dips: what counts is the sum of the time above the limit within any window,
-  and the mean of what was pressed.
+  and the mean of what was pressed. When the limit changes (a reload, another region)
+  the whole window is judged again by the new one.
 """
 
 from __future__ import annotations
@@ -68,13 +69,16 @@ class ForceWindow:
         "_head",
         "_impulse",
         "_over",
+        "_ring_dt",
         "_ring_duration",
+        "_ring_force",
         "_ring_impulse",
         "_ring_over",
         "_ring_t",
         "_window_s",
         "duration",
         "impulse",
+        "limit",
         "over_s",
     )
 
@@ -85,9 +89,14 @@ class ForceWindow:
         self._ring_over = [0.0] * n
         self._ring_impulse = [0.0] * n
         self._ring_duration = [0.0] * n
+        self._ring_force = [0.0] * n
+        self._ring_dt = [0.0] * n
+        self.limit = float("inf")
         self.clear()
 
     def add(self, now: float, dt: float, force_n: float, limit_n: float) -> None:
+        if limit_n != self.limit:
+            self._rejudge(limit_n)
         over = self._over
         if force_n > limit_n:
             over += dt
@@ -109,6 +118,8 @@ class ForceWindow:
         self._ring_over[slot] = over
         self._ring_impulse[slot] = impulse
         self._ring_duration[slot] = duration
+        self._ring_force[slot] = force_n
+        self._ring_dt[slot] = dt
         count += 1
         start = now - self._window_s + 1e-9  # (a sample ending exactly there is out)
         ring_t = self._ring_t
@@ -120,6 +131,25 @@ class ForceWindow:
         self.over_s = over - self._base_over
         self.impulse = impulse - self._base_impulse
         self.duration = duration - self._base_duration
+
+    def over_limit(self, limit_n: float, debounce_s: float) -> bool:
+        """Would the window as it stands trip against ``limit_n``? (Arming asks it.)"""
+        if limit_n != self.limit:
+            self._rejudge(limit_n)
+        return self.over_s >= debounce_s - 1e-9 or self.mean_n > limit_n
+
+    def _rejudge(self, limit_n: float) -> None:
+        """Judge the samples in the window by a new limit (rare: a reload, a region)."""
+        self.limit = limit_n
+        cap = self.CAPACITY
+        over = self._base_over
+        for k in range(self._count):
+            slot = (self._head + k) % cap
+            if self._ring_force[slot] > limit_n:
+                over += self._ring_dt[slot]
+            self._ring_over[slot] = over
+        self._over = over
+        self.over_s = over - self._base_over
 
     def _drop(self, slot: int) -> None:
         """The oldest sample leaves the window: its totals become the base."""

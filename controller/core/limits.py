@@ -10,8 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-#: Consecutive over-cap percussion periods that make an overspeed (one is jitter).
+#: Consecutive whole percussions (each ``pulses_per_percussion`` pulses, not
+#: overlapping) over the cap that make an overspeed: one is jitter.
 OVERSPEED_CONFIRM = 2
+#: One whole percussion faster than this many times ``hardware_max_ppm`` is no motor's:
+#: a fault on its own (alternating fast and slow periods cannot average it away).
+IMPLAUSIBLE_RATE_FACTOR = 1.25
 #: Below this rate the gun is not percussing (the tach is treated as stopped).
 MIN_PERCUSSION_PPM = 300.0
 #: The mean rate is judged over the percussions of at least this long (one short period

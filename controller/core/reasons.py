@@ -47,6 +47,7 @@ class RefusalReason(StrEnum):
     TRIP_LATCHED = "trip_latched"
     REGION_DOSE = "region_dose"
     FORCE_SENSOR_FAULT = "force_sensor_fault"
+    OVER_LIMIT = "over_limit"  # the last 0.25 s of rate or 1 s of force is over the region's
     REST_INTERVAL = "rest_interval"
     CLOCK_UNTRUSTED = "clock_untrusted"
     STORAGE_FAULT = "storage_fault"

@@ -52,6 +52,7 @@ from gunguard.core.force import Contact, ForceWindow
 from gunguard.core.limits import (
     CONTACT_HOLD_S,
     FORCE_WINDOW_S,
+    IMPLAUSIBLE_RATE_FACTOR,
     OVERSPEED_CONFIRM,
     RATE_WINDOW_S,
     Limits,
@@ -144,12 +145,13 @@ class Supervisor:
         now = clock.monotonic()
         self._last_tick = now
         self._power_off_since = now
-        self._over_cap_edges = 0
-        self._over_hw_edges = 0
         #: Force over the last second: time above the limit, and the mean (overforce).
         self._force_window = ForceWindow(FORCE_WINDOW_S)
         self._contact = Contact(0.0, 0.0, CONTACT_HOLD_S)  # levels set by configure()
         self._stall_since: float | None = None
+        #: The region just disarmed while its motor may still run on (coasting, in contact):
+        #: counted against it until the tach reads stopped.
+        self._coasting: RegionDose | None = None
         self._last_raw = -1.0
         self._raw_since = now
         self.rate_ppm = 0.0
@@ -236,14 +238,17 @@ class Supervisor:
         self.limits = limits
         self.config_tag = tag
         old = self._meter
-        self._meter = TachRateMeter(
-            limits.pulses_per_percussion,
-            limits.min_pulse_interval_s,
-            limits.stopped_after_s,
-            RATE_WINDOW_S,
-        )
-        if old is not None and old.last_edge is not None:
-            self._meter.last_edge = old.last_edge
+        if old is not None and old.pulses_per_percussion == limits.pulses_per_percussion:
+            old.reconfigure(limits.stopped_after_s)  # what was measured is still judged
+        else:
+            self._meter = TachRateMeter(
+                limits.pulses_per_percussion,
+                limits.stopped_after_s,
+                RATE_WINDOW_S,
+                OVERSPEED_CONFIRM,
+            )
+            if old is not None and old.last_edge is not None:
+                self._meter.last_edge = old.last_edge
         contact = self._contact
         self._contact = Contact(limits.contact_force_n, limits.contact_release_n, CONTACT_HOLD_S)
         self._contact.active = contact.active
@@ -259,6 +264,8 @@ class Supervisor:
             self._emit(events.CONFIG, tag=tag)
         if self._region is not None:
             self._dose = self._doses.get(self._region.name)
+        if self._coasting is not None:
+            self._coasting = self._doses.get(self._coasting.limits.name)
         if self._region is not None and self._trip is None:
             name = self._region.name
             refusal = self._admit_safely(name)
@@ -353,11 +360,9 @@ class Supervisor:
         ]
         self._trip = None
         self._trip_reasons.clear()
+        # The rate and force windows stay: what the person received in the last second
+        # still counts after a reset (a reset and a quick re-arm restart no window).
         self._deselect()
-        assert self._meter is not None
-        self._meter.clear()
-        self._over_cap_edges = self._over_hw_edges = 0
-        self._force_window.clear()
         self._stall_since = None
         log.warning("reset: cleared trip %s", ", ".join(cleared))
         self._emit(events.RESET, cleared=cleared[0], reasons=cleared)
@@ -400,6 +405,7 @@ class Supervisor:
         dose.warned = previous is not None and previous.warned and bool(counted)
         self._doses[name] = dose
         self._dose = dose
+        self._coasting = None
         self.book.judged_by(name, dose.allowance)
         self._emit(events.REGION, region=name)
         near = R.NEAR_ARTERY.get(name)
@@ -414,6 +420,7 @@ class Supervisor:
 
     def _deselect(self) -> None:
         if self._region is not None:
+            self._coasting = self._dose
             self._region = None
             self._dose = None
             self._emit(events.REGION, region=None)
@@ -443,6 +450,9 @@ class Supervisor:
         fault = force_fault(raw, self._force.newtons(raw), self.limits)
         if fault is not None:
             return Refusal(RefusalReason.FORCE_SENSOR_FAULT, name, fault)
+        over = self._over_limit(self.limits.regions[name])
+        if over is not None:
+            return Refusal(RefusalReason.OVER_LIMIT, name, over)
         refusal = self.book.admit(name, wall)
         if refusal is not None:
             return refusal
@@ -453,6 +463,29 @@ class Supervisor:
             refusal = check(name, wall)
             if refusal is not None:
                 return refusal
+        return None
+
+    def _over_limit(self, region: RegionLimits) -> str | None:
+        """What the person has just received is already over ``region``'s limits (a reset
+        and a quick re-arm, a switch to a stricter region): arming would trip at once."""
+        now = self._clock.monotonic()
+        meter = self._meter
+        assert meter is not None
+        if meter.rate_at(now) > 0.0:
+            mean = meter.mean_ppm
+            worst = max(meter.slowest_ppm, mean if mean is not None else 0.0)
+            if worst > region.trip_ppm:
+                return (
+                    f"the gun runs at {worst:.0f} ppm (the last {RATE_WINDOW_S:g} s), over "
+                    f"{region.name}'s cap {region.cap_ppm:g} ppm: slow it down, then select"
+                )
+        window = self._force_window
+        if window.over_limit(region.max_force_n, self.limits.force_debounce_s):
+            return (
+                f"{window.over_s * 1000:.0f} ms above {region.name}'s {region.max_force_n:g} N "
+                f"in the last {FORCE_WINDOW_S:g} s (mean {window.mean_n:.0f} N): ease off, "
+                "then select"
+            )
         return None
 
     # -- intents, applied at the start of a tick ----------------------------------------------
@@ -508,39 +541,43 @@ class Supervisor:
                 f"makes ({lim.min_pulse_interval_s * 1000:.3f} ms): noise on the tach line",
             )
             return
-        if rate > lim.hardware_max_ppm:
-            self._over_hw_edges += 1
-            if self._over_hw_edges >= OVERSPEED_CONFIRM:
-                self.trip(
-                    TripReason.TACH_IMPLAUSIBLE,
-                    f"measured {rate:.0f} ppm above hardware_max_ppm {lim.hardware_max_ppm:g}",
-                )
-        else:
-            self._over_hw_edges = 0
+        # Whole percussions: one far beyond any motor, or OVERSPEED_CONFIRM in a row (end to
+        # end, whatever came before) over the limit; and the mean over the last 0.25 s.
+        slowest = meter.slowest_ppm
         mean = meter.mean_ppm
-        if mean is not None and mean > lim.hardware_max_ppm:
+        hw = lim.hardware_max_ppm
+        if rate > hw * IMPLAUSIBLE_RATE_FACTOR:
+            self.trip(
+                TripReason.TACH_IMPLAUSIBLE,
+                f"one percussion at {rate:.0f} ppm: more than {IMPLAUSIBLE_RATE_FACTOR:g}x "
+                f"hardware_max_ppm {hw:g}, which no motor makes",
+            )
+        elif slowest > hw:
+            self.trip(
+                TripReason.TACH_IMPLAUSIBLE,
+                f"measured {rate:.0f} ppm above hardware_max_ppm {hw:g} "
+                f"({OVERSPEED_CONFIRM} percussions in a row)",
+            )
+        if mean is not None and mean > hw:
             self.trip(
                 TripReason.TACH_IMPLAUSIBLE,
                 f"mean {mean:.0f} ppm over the last {RATE_WINDOW_S:g} s above hardware_max_ppm "
-                f"{lim.hardware_max_ppm:g}",
+                f"{hw:g}",
             )
         region = self._region
-        if region is not None and rate > region.trip_ppm:
-            self._over_cap_edges += 1
-            if self._over_cap_edges >= OVERSPEED_CONFIRM:
+        if region is not None:
+            if slowest > region.trip_ppm:
                 self.trip(
                     TripReason.OVERSPEED,
                     f"measured {rate:.0f} ppm > {region.name} cap {region.cap_ppm:g} ppm "
                     f"(+tolerance: {region.trip_ppm:.0f})",
                 )
-        else:
-            self._over_cap_edges = 0
-        if region is not None and mean is not None and mean > region.trip_ppm:
-            self.trip(
-                TripReason.OVERSPEED,
-                f"mean {mean:.0f} ppm over the last {RATE_WINDOW_S:g} s > {region.name} cap "
-                f"{region.cap_ppm:g} ppm (+tolerance: {region.trip_ppm:.0f})",
-            )
+            if mean is not None and mean > region.trip_ppm:
+                self.trip(
+                    TripReason.OVERSPEED,
+                    f"mean {mean:.0f} ppm over the last {RATE_WINDOW_S:g} s > {region.name} cap "
+                    f"{region.cap_ppm:g} ppm (+tolerance: {region.trip_ppm:.0f})",
+                )
         if not self._power_on and t - self._power_off_since > POWER_SWITCH_CHECK_S:
             self.trip(
                 TripReason.POWER_SWITCH_FAULT,
@@ -598,9 +635,10 @@ class Supervisor:
             )
 
         region = self._region
+        window = self._force_window
+        # Every tick, armed or not: a re-arm is judged on the last second as it was.
+        window.add(now, gap, force, region.max_force_n if region is not None else window.limit)
         if region is not None:
-            window = self._force_window
-            window.add(now, gap, force, region.max_force_n)
             if window.over_s >= lim.force_debounce_s - 1e-9:  # (sums of ticks: rounding)
                 self.trip(
                     TripReason.OVERFORCE,
@@ -644,6 +682,18 @@ class Supervisor:
                         dose=round(level, 4),
                     )
 
+        elif self._coasting is not None:
+            # Disarmed, but the motor runs on: what it still delivers counts (a person
+            # toggling the region off and on must not get the coast-down for free).
+            coasting = self._coasting
+            if percussing:
+                bucket = bucket_of(rate)
+                contact_s = gap if contact else 0.0
+                coasting.add(bucket, contact_s, gap)
+                self.book.add(coasting.limits.name, bucket, contact_s, gap, self._clock.wall())
+            else:
+                self._coasting = None
+
         stall_covered = False
         for check in self._tick_checks:
             verdict = check(now)
@@ -681,6 +731,16 @@ class Supervisor:
     def region(self) -> str | None:
         region = self._region
         return region.name if region is not None else None
+
+    @property
+    def counting(self) -> str | None:
+        """The region whose dose percussion is counted against: the armed one, else the
+        one just disarmed while its motor coasts down."""
+        region = self._region
+        if region is not None:
+            return region.name
+        coasting = self._coasting
+        return coasting.limits.name if coasting is not None else None
 
     def loop_starting(self) -> None:
         """The loop is about to tick for the first time: the gap clock starts now.

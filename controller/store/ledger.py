@@ -464,10 +464,20 @@ class Ledger:
             self._dirty[t.id] = t
 
     def judged_by(self, region: str, allowance: Allowance) -> None:
-        """Keep the tightest allowance the region's treatment in progress was judged by."""
+        """Keep the tightest allowance the region's treatment in progress was judged by.
+
+        Called by the supervisor as it arms, before the selection's event reaches this
+        book: the treatment a selection now continues is judged too, not only one this
+        session has already seen selected (else a restart with a tighter config, then one
+        with the looser config again, would hand back the looser allowance)."""
         with self._lock:
             self._judged[region] = tightest(allowance, self._judged.get(region))
             t = self._active.get(region)
+            if t is None and region not in self._active:
+                latest = self._latest.get(region)
+                stamp = self._clock.monotonic() + self._high
+                if latest is not None and self._decide(region, stamp).kind != rules.NEW:
+                    t = latest
             if t is not None:
                 t.counted.allowance = tightest(allowance, t.counted.allowance)
                 self._dirty[t.id] = t
@@ -649,6 +659,10 @@ class Ledger:
             return
         active = power or rate > 0.0 or force_n >= self._contact_n
         if not (force or active or active != self._last_active or now >= self._next_idle_sample):
+            # Idle: no row, but a clock step is still seen now (a power cut before the
+            # next idle sample must not leave the step unrecorded and taken for rest).
+            with self._lock:
+                self._observe(self._clock.wall() - self._clock.monotonic())
             return
         self._last_active = active
         self._next_idle_sample = now + IDLE_SAMPLE_S

@@ -155,9 +155,22 @@ def watch_command(sock: Path) -> str:
     )
 
 
-def select(sock: Path, region: str) -> None:
+def select(sock: Path, region: str, refused: str | None = None) -> None:
+    """Select ``region``; ``refused``: the refusal expected instead."""
     with Connection.open(sock, timeout=DEADLINE_S) as conn:
-        assert isinstance(conn.request("select_region", region=region), SelectRegionResponse)
+        answer = conn.request("select_region", region=region)
+    if refused is None:
+        assert isinstance(answer, SelectRegionResponse), answer
+    else:
+        assert answer.error.reason == refused, answer  # type: ignore[union-attr]
+
+
+def wait_standstill(sock: Path) -> None:
+    end = time.monotonic() + DEADLINE_S
+    with Connection.open(sock, timeout=DEADLINE_S) as conn:
+        while conn.request("status").status.rate_ppm > 0.0:  # type: ignore[union-attr]
+            assert time.monotonic() < end, "the motor never stopped"
+            time.sleep(0.05)
 
 
 @pytest.mark.realtime
@@ -176,6 +189,11 @@ def test_dashboard_follows_arm_trip_reset_and_exits_on_ctrl_c(tmux, daemon):
     tmux.wait_re("w", r"Rate .* 2[5-7]\d\d / 3200 ppm cap")
     tmux.wait_re("w", r"> calf-right .* [0-9.]+ %\s+1:\d\d at <= 3200 ppm")
 
+    # At 2600 ppm calf-left (cap 2400) is refused; armed from standstill it trips on the
+    # spin-up.
+    select(sock, "calf-left", refused="over_limit")
+    tmux.wait("w", " IDLE ", "motor power off")
+    wait_standstill(sock)
     select(sock, "calf-left")
     screen = tmux.wait("w", " TRIPPED ", "overspeed: m", "Motor power is off")
     assert "calf-left cap 2400 ppm" in screen

@@ -344,6 +344,8 @@ def test_supervisor_on_the_real_mcp3008_path(factory, clock, cfg):
         assert history(rig.switch.pin) == [False, True, False]
         assert sup.reset()
         chip.values[0] = fs.zero + 30 / fs.newtons_per_unit
+        assert sup.select_region("calf-left").reason == "over_limit"  # the last second
+        tick_for(1.0)
         assert sup.select_region("calf-left") is None
         tick_for(0.01)
         chip.values[0] = 0.0  # the sensor comes loose: trips on the next tick

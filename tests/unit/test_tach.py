@@ -9,7 +9,7 @@ from gunguard.sim.bench import Bench
 
 
 def meter(ppp: int = 1) -> TachRateMeter:
-    return TachRateMeter(pulses_per_percussion=ppp, min_interval_s=0.005, stopped_after_s=0.2)
+    return TachRateMeter(pulses_per_percussion=ppp, stopped_after_s=0.2)
 
 
 def feed(m: TachRateMeter, times: list[float]) -> list[float]:
@@ -68,19 +68,50 @@ def test_rate_at_bound_counts_pulses_per_percussion():
     m = meter(ppp=2)
     feed(m, [0.0, 0.0125, 0.025])  # 2400 ppm, a pulse every 12.5 ms
     assert m.rate_at(0.025) == pytest.approx(2400)
-    assert m.rate_at(0.05) == pytest.approx(1200)  # 25 ms since a pulse: a percussion >= 50 ms
+    # A pulse now would close the percussion begun at 0.0125 s: 37.5 ms, 1600 ppm.
+    assert m.rate_at(0.05) == pytest.approx(1600)
 
 
-def test_glitch_interval_keeps_the_shortest_implausible_interval():
+def test_rate_at_is_not_lowered_by_a_long_gap_between_uneven_pulses():
+    """Two magnets unevenly spaced (4.7 ms + 19.8 ms = 24.5 ms, 2449 ppm): waiting for
+    the next pulse never reads below the rate a pulse arriving now would make."""
+    m = meter(ppp=2)
+    t, times = 0.0, []
+    for _ in range(4):
+        times += [t, t + 0.0047]
+        t += 0.0245
+    feed(m, times)
+    last = times[-1]
+    for wait in (0.001, 0.010, 0.0198):
+        # the percussion a pulse at last + wait would end began at times[-2]
+        assert m.rate_at(last + wait) == pytest.approx(
+            min(m.rate_ppm, 60 / (last + wait - times[-2]))
+        )
+    assert m.rate_at(last + 0.0198) > 2400
+
+
+def test_slowest_is_of_whole_percussions_end_to_end():
+    m = meter(ppp=2)
+    # pulses 4.7, 18, 18, 4.7 ms: the percussions ending at the last edge are 22.7 ms
+    # and 22.7 ms (2643 ppm each), though the overlapping span between is 36 ms.
+    feed(m, [0.0, 0.0047, 0.0227, 0.0407, 0.0454])
+    assert m.slowest_ppm == pytest.approx(60 / 0.0227)
+    m1 = meter()
+    feed(m1, [0.0, 0.020, 0.045])  # 3000 then 2400 ppm
+    assert m1.slowest_ppm == pytest.approx(2400)
+    assert meter().slowest_ppm == 0.0
+
+
+def test_reconfigure_keeps_what_was_measured():
     m = meter()
-    feed(m, [0.0, 0.025, 0.0270, 0.0271, 0.030])
-    assert m.glitch_interval == pytest.approx(0.0001)
-    feed(m, [0.034])  # 4 ms: implausible, but longer than the one seen
-    assert m.glitch_interval == pytest.approx(0.0001)
-    assert meter().glitch_interval is None
-    m2 = meter()
-    feed(m2, [0.0, 0.005, 0.010])  # exactly min_interval_s is plausible
-    assert m2.glitch_interval is None
+    feed(m, [0.0, 0.020, 0.040, 0.060])
+    m.reconfigure(stopped_after_s=0.1)
+    assert (m.rate_ppm, m.slowest_ppm, m.last_edge) == (
+        pytest.approx(3000),
+        pytest.approx(3000),
+        0.060,
+    )
+    assert m.edge(0.080, True) == pytest.approx(3000)
 
 
 def test_two_edges_at_the_same_instant_are_an_infinite_rate():
@@ -92,7 +123,7 @@ def test_clear_forgets_everything():
     m = meter()
     feed(m, [0.0, 0.001, 0.026])
     m.clear()
-    assert (m.last_edge, m.rate_ppm, m.glitch_interval) == (None, 0.0, None)
+    assert (m.last_edge, m.rate_ppm, m.slowest_ppm, m.mean_ppm) == (None, 0.0, 0.0, None)
     assert m.rate_at(0.03) == 0.0
     assert m.edge(0.05, True) == 0.0  # a new run needs a whole percussion again
 

@@ -229,6 +229,8 @@ def test_buttons_select_regions_and_long_press_resets():
     bench.run(0.5)
     assert bench.supervisor.latched is None
     assert not bench.power_on, "a reset never starts the motor by itself"
+    bench.gun(force_n=30)  # eased off: a second under the limit before arming again
+    bench.run(1.0)
     firmware(bench, button="previous")  # from no region, "previous" is the last allowed one
     bench.run(0.5)
     assert bench.supervisor.region == "calf-right"

@@ -85,11 +85,17 @@ def treat(bench: Bench, seconds: float, region: str = REGION, ppm: float = 2200)
     bench.run(seconds)
 
 
-def pause(bench: Bench) -> None:
-    """Deselect: contact counting stops at once (it needs an armed region)."""
+def pause(bench: Bench) -> float:
+    """Deselect and lift the gun; returns the wall time of the last counted percussion
+    (the motor coasts down after the stop, and that is counted too)."""
     bench.select(None)
     bench.gun(force_n=0)
-    bench.run(2.0)
+    last = bench.clock.wall()
+    for _ in range(2000):
+        bench.run(0.001)
+        if bench.supervisor.rate_ppm > 0.0:
+            last = bench.clock.wall()
+    return last
 
 
 def sup_seconds(bench: Bench, region: str = REGION) -> list[float]:
@@ -275,8 +281,9 @@ def test_a_clock_glitch_back_and_forth_moves_nothing(make_bench, db):
     bench.step_wall(-3600.0)
     bench.run(10.0)  # contact goes on meanwhile, stamped on the session clock
     bench.step_wall(3600.0)
-    pause(bench)
-    assert last_contact(db) == pytest.approx(end + 10.0, abs=0.01)
+    stopped = pause(bench)
+    assert last_contact(db) == pytest.approx(stopped, abs=0.002)
+    assert 10.0 < stopped - end < 11.0  # 10 s more, then the coast-down
     assert bench.select(REGION) is None  # trusted again, same treatment
 
 
@@ -302,11 +309,11 @@ def test_a_stale_boot_clock_then_ntp_stamps_the_right_times(make_bench, db):
     bench.step_wall(-3 * 86400.0)  # booted with a clock three days behind
     assert bench.select(REGION).reason == "clock_untrusted"  # type: ignore[union-attr]
     treat(bench, 20.0, region="calf-right")
-    pause(bench)
+    stopped = pause(bench)
     bench.step_wall(3 * 86400.0 + 600.0)  # NTP: the real time
     bench.book.flush()
     right_end = last_contact(db, "calf-right")
-    assert right_end == pytest.approx(bench.clock.wall() - 2.0, abs=0.01)
+    assert right_end == pytest.approx(stopped + 3 * 86400.0 + 600.0, abs=0.002)
     assert bench.select(REGION) is None
 
 
@@ -759,9 +766,9 @@ def test_simulate_rest_interval_then_allowed(tmp_path):
     assert of(lines, "wall_clock")[0]["step_s"] == 47 * 3600.0
     (refused,) = of(lines, "refused")
     assert refused["t"] == 131.0 and refused["reason"] == "rest_interval"
-    until = dt.datetime.fromisoformat(refused["until"])  # 48 h after the last contact
-    expected = dt.datetime(2026, 11, 22, 8, 2, tzinfo=dt.UTC)  # (at 120 s, 08:02:00)
-    assert abs((until - expected).total_seconds()) <= 0.002
+    until = dt.datetime.fromisoformat(refused["until"])  # 48 h after the last percussion
+    stopped = dt.datetime(2026, 11, 22, 8, 2, tzinfo=dt.UTC)  # (the stop at 120 s, 08:02:00)
+    assert 0.0 < (until - stopped).total_seconds() < 1.0  # and the coast-down after it
     assert "allowed from 2026-11-22T08:0" in refused["detail"]
     assert of(lines, "region", region="calf-left")[-1]["t"] == 141.0
     assert lines[-1]["regions"]["calf-left"]["contact_seconds"] < 60.0  # a new treatment

@@ -25,7 +25,7 @@ from gunguard.sim.trace import FORMAT, TraceRecorder, read_trace
 CAPPED = {"regions": {"calf-left": {"max_ppm": 2400}, "calf-right": {}}}
 
 SESSION = {
-    "duration": 4.0,
+    "duration": 4.6,
     "seed": 5,
     "steps": [
         {"at": 0.2, "region": "calf-left"},
@@ -36,8 +36,8 @@ SESSION = {
         {"at": 1.7, "region": "calf-left"},
         {"at": 2.4, "gun": {"force_pattern": {"high_n": 150, "period_ms": 130, "high_ms": 60}}},
         {"at": 3.0, "reset": True, "gun": {"force_n": 25}},
-        {"at": 3.1, "region": "calf-right"},
-        {"at": 3.6, "region": None},  # a stop
+        {"at": 4.0, "region": "calf-right"},  # (a second after the last burst)
+        {"at": 4.4, "region": None},  # a stop
     ],
 }
 
@@ -70,7 +70,7 @@ def test_a_recorded_session_replays_to_the_same_events(tmp_path, cfg):
     live, path = record(tmp_path, config, SESSION)
     assert live.trips() == ["overspeed", "overforce"]
     trace = read_trace(path)
-    assert trace.end == pytest.approx(4.0)
+    assert trace.end == pytest.approx(4.6)
     assert [kind for _, kind, _ in trace.actions] == [
         "select",
         "stop",  # the reset disarmed
