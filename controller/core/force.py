@@ -41,6 +41,11 @@ class Contact:
             self._below_since = None  # between the two levels: the state holds
         return self.active
 
+    def settled(self, force_n: float) -> bool:
+        """Whether more readings of ``force_n`` would leave the state as it is (no
+        release being timed): what an idle stretch needs to be skipped."""
+        return not (self.active and force_n < self._off_n)
+
     def clear(self) -> None:
         self.active = False
         self._below_since = None

@@ -7,6 +7,9 @@ supervisor's attributes and never calls into it from inside an event. It either
   a :class:`Verdict` every tick (inside the tick, so it must be quick and do no I/O);
 * or *posts an intent* (:meth:`Supervisor.post_intent`) from any thread, which the
   supervisor applies at one defined point: the start of its next tick.
+
+A tick check that only has work while a region is armed says so (``idle_safe``), so
+virtual time may skip ticks while nothing is armed (:meth:`Supervisor.idle`).
 """
 
 from __future__ import annotations

@@ -37,6 +37,13 @@ from gunguard.sim.gun import simulated_rig
 #: How often the simulated UART carries bytes (a real one at 115200 baud: continuously).
 LINK_PUMP_S = 0.002
 
+#: Idle stretches shorter than this many ticks are ticked through (not worth a jump).
+MIN_SKIP_TICKS = 10
+#: After a tick that was not idle, look again only this much later (an idle check
+#: costs about a tick; skipping later is never wrong, only slower).
+IDLE_CHECK_S = 0.01
+NOT_IDLE = -1
+
 #: 2026-11-20T08:00:00Z: the calendar start of a bench unless told otherwise.
 DEFAULT_START_WALL = 1_795_161_600.0
 
@@ -58,10 +65,16 @@ class Bench:
         book_factory: Callable[[VirtualClock], TreatmentBook] | None = None,
         tap: SensorTap | None = None,
         clock: VirtualClock | None = None,
+        skip_idle: bool = True,
     ) -> None:
         """``tap`` sees the sensors on their way in, as in ``gunguard run --record``;
-        ``clock`` is the bench's time (a new one at 0 from ``start_wall`` if None)."""
+        ``clock`` is the bench's time (a new one at 0 from ``start_wall`` if None);
+        ``skip_idle``: skip the ticks of idle stretches (:meth:`run_until`)."""
         self.cfg = cfg
+        self.skip_idle = skip_idle
+        #: Ticks skipped while idle, and the stretches they made (for tests, benchmarks).
+        self.skipped_ticks = 0
+        self.skips = 0
         self._tap = tap
         self.seed = seed
         self.clock = clock if clock is not None else VirtualClock(0.0, start_wall)
@@ -145,7 +158,21 @@ class Bench:
         return self.clock.monotonic()
 
     def run_until(self, t: float) -> None:
-        """Advance virtual time to ``t``, ticking the loop at its rate on the way."""
+        """Advance virtual time to ``t``, ticking the loop at its rate on the way.
+
+        Stretches where nothing can happen are skipped instead of ticked through
+        (``skip_idle``, on by default): while the supervisor is idle
+        (:meth:`Supervisor.idle`: no region armed, power off, no intent waiting, no
+        percussion, a settled plausible force, only idle-safe tick checks), the gun is
+        quiet (:meth:`SimulatedGun.quiet`: no edge scheduled, motor at rest, no
+        timeline, no fault), there is no firmware link (it needs traffic) and no loop
+        stall is being played. The jump lands on the tick grid, never past ``t`` nor
+        past the ledger's next deadline (:meth:`Ledger.next_due`: its idle sample, a
+        commit, a pruning), where the ledger is pumped as its writer would have been;
+        the supervisor's gap clock restarts there (:meth:`Supervisor.ticks_skipped`),
+        and the tick schedule resumes one period later. What happens is the same as
+        ticking through: only the ticks that could change nothing are left out.
+        """
         clock = self.clock
         sim = self.sim
         tick = self.supervisor.tick
@@ -154,10 +181,24 @@ class Bench:
         index = self._tick_index
         stall_until = self._stall_until
         pump_book = self._pump_book
+        skip = self.skip_idle and self.link is None
+        next_check = -math.inf
         while True:
             next_tick = origin + index * period
             if next_tick > t:
                 break
+            if (
+                skip
+                and next_tick >= next_check
+                and next_tick >= stall_until
+                and not self.supervisor.power_on
+            ):
+                resumed = self._skip_idle(t, origin, index, period)
+                if resumed > index:
+                    index = resumed
+                    continue
+                if resumed == NOT_IDLE:
+                    next_check = next_tick + IDLE_CHECK_S
             index += 1
             sim.advance(next_tick)
             clock.advance_to(next_tick)
@@ -170,6 +211,33 @@ class Bench:
         self._tick_index = index
         sim.advance(t)
         clock.advance_to(t)
+
+    def _skip_idle(self, t: float, origin: float, index: int, period: float) -> int:
+        """Skip the idle ticks from ``index`` on (see :meth:`run_until`): the index of the
+        next tick to run; ``index`` itself when idle but the stretch is too short to
+        skip; :data:`NOT_IDLE` when something may happen."""
+        if not (self.sim.quiet() and self.supervisor.idle()):
+            return NOT_IDLE
+        until = t
+        next_due = getattr(self.book, "next_due", None)
+        if next_due is not None:
+            until = min(until, next_due())
+        last = math.floor((until - origin) / period)  # the last tick at or before it
+        while origin + (last + 1) * period <= until:
+            last += 1
+        while last >= index and origin + last * period > until:
+            last -= 1
+        if last - index < MIN_SKIP_TICKS:
+            return index
+        at = origin + last * period
+        self.sim.advance(at)
+        self.clock.advance_to(at)
+        self.supervisor.ticks_skipped()
+        if self._pump_book is not None:
+            self._pump_book()
+        self.skipped_ticks += last - index + 1
+        self.skips += 1
+        return last + 1
 
     def _pump(self, now: float) -> None:
         """Carry bytes both ways over the simulated UART, and couple gun and firmware."""

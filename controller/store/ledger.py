@@ -696,6 +696,29 @@ class Ledger:
         finally:
             self._pumping = False
 
+    def next_due(self) -> float:
+        """Virtual-time mode: the monotonic time from which :meth:`pump` has work, judged
+        while the gun is idle (no power, no percussion, no contact): the idle sample, a
+        commit of what is pending, a retry, a pruning. Virtual time may skip to it.
+
+        While the last sample was not idle (or none was taken yet), the next sample is
+        due at once: it must see the change.
+        """
+        if self._background or self._closed or self._conn is None:
+            return float("inf")
+        sample = self._next_sample
+        if self._last_active is False:  # idle: the once-a-minute sample
+            sample = max(sample, self._next_idle_sample)
+        due = min(sample, self._next_prune)
+        if self._ops or self._dirty:
+            if self.fault is not None:
+                due = min(due, self._retry_at)
+            elif self._urgent:
+                due = min(due, self._clock.monotonic())
+            else:
+                due = min(due, self._next_flush)
+        return due
+
     def _maybe_commit(self, now: float) -> None:
         if self.fault is not None and now < self._retry_at:
             return
