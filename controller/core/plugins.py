@@ -61,6 +61,18 @@ class Reset:
 
 
 @dataclass(frozen=True, slots=True)
+class LongPress:
+    """A long press of a button (the GPIO button, the gun's MODE): one rule for both.
+
+    With a trip latched it resets it (power stays off); otherwise it is the person's
+    *confirm*, announced as a ``confirm`` event (a guided session moves on). Judged when
+    applied, at the start of a tick, so the latch it is judged on is the one in force.
+    """
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class Configure:
     """Adopt new limits; ``when_idle``: only once no region is armed (a looser config)."""
 
@@ -69,4 +81,4 @@ class Configure:
     when_idle: bool = False
 
 
-Intent = Select | Step | Reset | Configure
+Intent = Select | Step | Reset | LongPress | Configure

@@ -57,6 +57,7 @@ from gunguard.core.plugins import (
     AdmissionCheck,
     Configure,
     Intent,
+    LongPress,
     Reset,
     Select,
     Step,
@@ -475,6 +476,13 @@ class Supervisor:
             elif isinstance(intent, Reset):
                 log.info("%s: reset", intent.source)
                 self._reset()
+            elif isinstance(intent, LongPress):
+                if self._trip is not None:
+                    log.info("%s: long press: reset", intent.source)
+                    self._reset()
+                else:
+                    log.info("%s: long press: confirm", intent.source)
+                    self._emit(events.CONFIRM, source=intent.source)
             elif isinstance(intent, Configure):
                 self._pending_config = intent  # a newer config replaces a waiting one
         pending = self._pending_config
