@@ -719,6 +719,18 @@ class Ledger:
                 due = min(due, self._next_flush)
         return due
 
+    def enqueue(self, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> None:
+        """Store a row for another store module (:mod:`gunguard.store.plans`): committed in
+        the writer's next transaction, at once, in the order given, with the same
+        durability, retries and fault handling as the treatments. Never blocks."""
+        if self._closed or self._conn is None:
+            return
+        with self._lock:
+            self._ops.append((sql, params))
+            self._urgent = True
+        if self._background:
+            self._wake.set()
+
     def _maybe_commit(self, now: float) -> None:
         if self.fault is not None and now < self._retry_at:
             return
