@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 DEPS   := $(VENV)/.deps
 # What goes into the wheel: a change to any of these reinstalls it.
-SOURCES := pyproject.toml README.md $(shell find controller hardware config examples -type f \
+SOURCES := pyproject.toml README.md $(shell find controller hardware config plans examples -type f \
              -not -path '*/__pycache__/*' 2>/dev/null)
 
 venv: $(STAMP)
