@@ -30,9 +30,13 @@ from gunguard.core.clock import VirtualClock
 from gunguard.core.dose import RegionDose
 from gunguard.core.events import Event, EventBus
 from gunguard.link.serial_link import LinkEndpoint
+from gunguard.plan.files import LoadedPlan
+from gunguard.plan.progression import PlanStatus, plan_status
+from gunguard.plan.runner import SessionRunner, SessionView
 from gunguard.sim.actions import check_faults
 from gunguard.sim.firmware import SimFirmwareEndpoint, apply_firmware_step
 from gunguard.sim.gun import simulated_rig
+from gunguard.store.plans import PainRecord, PlanBook
 
 #: How often the simulated UART carries bytes (a real one at 115200 baud: continuously).
 LINK_PUMP_S = 0.002
@@ -66,10 +70,13 @@ class Bench:
         tap: SensorTap | None = None,
         clock: VirtualClock | None = None,
         skip_idle: bool = True,
+        plan: LoadedPlan | None = None,
+        config_name: str = "the bench's config",
     ) -> None:
         """``tap`` sees the sensors on their way in, as in ``gunguard run --record``;
         ``clock`` is the bench's time (a new one at 0 from ``start_wall`` if None);
-        ``skip_idle``: skip the ticks of idle stretches (:meth:`run_until`)."""
+        ``skip_idle``: skip the ticks of idle stretches (:meth:`run_until`); ``plan``:
+        adopted at the start, for guided sessions (:meth:`session`, :meth:`pain`)."""
         self.cfg = cfg
         self.skip_idle = skip_idle
         #: Ticks skipped while idle, and the stretches they made (for tests, benchmarks).
@@ -89,9 +96,13 @@ class Bench:
         self.firmware: SimFirmwareEndpoint | None = None
         self.link: LinkEndpoint | None = None
         self.reported_ppm_override: float | None = None
+        self._config_name = config_name
+        self._plan_book = PlanBook()  # the plan records, when the history is in memory
         if cfg.serial is not None:
             self.firmware = SimFirmwareEndpoint(seed=seed)
         self._boot()
+        if plan is not None:
+            self.runner.adopt(plan)
 
     # -- life cycle -----------------------------------------------------------------
     def _boot(self) -> None:
@@ -115,11 +126,21 @@ class Bench:
             if self.firmware is not None and self.firmware.link_mode != "unplugged":
                 self.link.connection_made(clock.monotonic())
         self.assembly: Assembly = assemble(
-            self.cfg, clock, rig, book=self.book, link=self.link, bus=self.bus, tap=self._tap
+            self.cfg,
+            clock,
+            rig,
+            book=self.book,
+            link=self.link,
+            bus=self.bus,
+            tap=self._tap,
+            plans=self._plan_book,
+            config_name=self._config_name,
         )
         self.rig = rig
         self.supervisor = self.assembly.supervisor
         self.guard = self.assembly.guard
+        assert self.assembly.runner is not None
+        self.runner: SessionRunner = self.assembly.runner
         self._next_pump = clock.monotonic()
         self._tick_s = 1.0 / self.cfg.loop.rate_hz
         self._tick_origin = clock.monotonic()
@@ -289,6 +310,34 @@ class Bench:
     def reset(self) -> list[str]:
         return self.supervisor.reset()
 
+    # -- the treatment plan ----------------------------------------------------------------
+    def session(self, action: str) -> SessionView | None:
+        """``start``, ``next`` or ``stop`` a guided session, as ``gunguard session`` does:
+        the region is asked for with an intent, armed (or refused) at the next tick.
+        Raises :class:`~gunguard.plan.runner.SessionRefused` when it cannot be done."""
+        runner = self.runner
+        if action == "start":
+            return runner.start("bench")
+        if action == "next":
+            return runner.next("bench")
+        if action == "stop":
+            runner.stop("bench")
+            return None
+        raise ValueError(f"session {action!r}: one of start, next, stop")
+
+    def pain(self, value: int, when: str | None = None) -> PainRecord:
+        """Record a pain score (0-10; ``when``: before, after or morning)."""
+        return self.runner.pain(value, when, "bench")
+
+    def plan_status(self) -> PlanStatus:
+        """``gunguard plan status`` now, from the runner's records."""
+        runner = self.runner
+        if runner.loaded is None or runner.record is None:
+            raise ValueError("no plan adopted")
+        return plan_status(
+            runner.loaded.plan, runner.record, runner.book.history(), self.clock.wall()
+        )
+
     # -- the gun ------------------------------------------------------------------------
     def gun(self, ppm: float | None = None, force_n: float | None = None) -> None:
         """The person sets the speed and presses (back to the rate and force models)."""
@@ -338,6 +387,10 @@ class Bench:
             self.stall_loop(loop_stall_ms)
 
     # -- what happened ----------------------------------------------------------------------
+    def announce(self, kind: str, **fields: Any) -> None:
+        """An event stamped with the supervisor's state, as a plug-in's is."""
+        self.supervisor.announce(kind, **fields)
+
     def emit(self, kind: str, **fields: Any) -> None:
         self.bus.emit(Event(self.now, kind, fields))
 
