@@ -42,9 +42,11 @@ class Contact:
         return self.active
 
     def settled(self, force_n: float) -> bool:
-        """Whether more readings of ``force_n`` would leave the state as it is (no
-        release being timed): what an idle stretch needs to be skipped."""
-        return not (self.active and force_n < self._off_n)
+        """Whether a reading of ``force_n`` would leave the state as it is, now and later
+        (no contact to enter, no release being timed): what an idle stretch needs."""
+        if self.active:
+            return force_n >= self._off_n
+        return force_n < self._on_n
 
     def clear(self) -> None:
         self.active = False
