@@ -92,17 +92,31 @@ def parse_plan(document: str, source: str, name: str) -> LoadedPlan:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
+        errors = exc.errors()
+        paths = [tuple(e["loc"]) for e in errors]
+        for err in errors:
             path = tuple(err["loc"])
+            if err["type"] == "too_short" and any(
+                len(p) > len(path) and p[: len(path)] == path for p in paths
+            ):
+                continue  # (pydantic's echo of a bad item: "at least 1 item ... not 0")
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = "unknown key (check the spelling; docs/plans.md lists every key)"
             elif err["type"] == "missing":
                 message = "required (docs/plans.md)"
-            value = MISSING if err["type"] == "missing" else err.get("input", MISSING)
+            value = err.get("input", MISSING)
+            if err["type"] == "missing" or _nested(value):
+                value = MISSING  # (a whole mapping is no help: the line and key say where)
             problems.append(LocatedProblem(source, lines.line_of(path), path, value, message))
         raise ConfigError(problems) from None
     return LoadedPlan(plan, name, source, document, lines, plan_hash(plan))
+
+
+def _nested(value: object) -> bool:
+    if isinstance(value, dict):
+        return True
+    return isinstance(value, list | tuple) and any(isinstance(v, dict | list) for v in value)
 
 
 def plan_hash(plan: Plan) -> str:
