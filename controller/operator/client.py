@@ -262,7 +262,9 @@ def fail(message: str, code: int) -> int:
 
 def _daemon_said_no(response: ErrorResponse) -> int:
     error = response.error
-    if error.reason is not None:
+    if error.reason is not None and error.region is None:  # a session or pain command
+        text = f"{response.cmd or 'request'} refused ({error.reason}): {error.message}"
+    elif error.reason is not None:
         text = f"refused {error.region}: {error.reason}: {error.message}"
         if error.until:
             text += f" (allowed from {error.until})"
