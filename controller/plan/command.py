@@ -118,8 +118,12 @@ def status_lines(found: PlanStatus, loaded: LoadedPlan) -> list[str]:
         lines.append("progression not held")
     if not decision.last_phase and not decision.advanced:
         following = plan.phases[decision.from_phase]
-        unmet = "; ".join(decision.unmet) or "met"
-        lines.append(f"phase {decision.from_phase + 1} {following.name}: {unmet}")
+        why = (
+            f"not yet: {'; '.join(decision.unmet)}"
+            if decision.unmet
+            else "its entry rule holds, but progression is held"
+        )
+        lines.append(f"phase {decision.from_phase + 1} {following.name}: {why}")
     if found.running is not None:
         lines.append(f"running: session {found.running.id} since {iso(found.running.started_wall)}")
     if found.due:
