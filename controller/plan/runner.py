@@ -191,12 +191,16 @@ class SessionRunner:
         if fault is not None:
             raise SessionRefused("storage_fault", fault)
         with self._lock:
-            if self._session is not None:
+            current = self.record
+            same = current is not None and (current.hash, current.name) == (
+                loaded.hash,
+                loaded.name,
+            )
+            if self._session is not None and not same:
                 raise SessionRefused(
                     "session_running", "a session is running: stop it before adopting a plan"
                 )
-            current = self.record
-            if current is None or (current.hash, current.name) != (loaded.hash, loaded.name):
+            if current is None or not same:
                 current = self.book.adopt(
                     name=loaded.name,
                     hash=loaded.hash,
