@@ -124,8 +124,8 @@ def test_simulate_prints_session_and_pain_events(tmp_path, capsys):
 
 
 def test_the_example_scenario_plays_the_shipped_plan_over_four_weeks():
-    """The example itself runs in `make bench` (about half a minute): here, that it is
-    what it says it is."""
+    """The example itself runs in `make bench` (plan_4_weeks: a minute or so): here,
+    that it is what it says it is."""
     scenario = load_scenario(REPO / "examples" / "achilles-calf-4-weeks.yaml")
     assert (scenario.config, scenario.plan) == ("achilles-tendinopathy", "achilles-calf-4-weeks")
     plan = load_plan(scenario.plan)
