@@ -686,18 +686,18 @@ class Ledger:
         if self._background or self._pumping or self._closed or self._conn is None:
             return
         now = self._clock.monotonic()
-        idle_due = self._last_active is False and now >= self._next_idle_sample
         if (
             now < self._next_sample
             and now < self._next_flush
             and now < self._next_prune
-            and not idle_due
             and not self._urgent
             and self.fault is None
+            and (self._last_active is not False or now < self._next_idle_sample)
         ):
             return  # nothing due: the common case between samples
         self._pumping = True
         try:
+            idle_due = self._last_active is False and now >= self._next_idle_sample
             if now >= self._next_sample or idle_due:
                 self._sample(now)
             self._maybe_commit(now)
