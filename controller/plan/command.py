@@ -57,6 +57,13 @@ def status(db: str | None, config: str, plan: str | None, as_json: bool) -> int:
     except ConfigError as exc:
         print("\n".join(error_lines(exc)), file=sys.stderr)
         return Exit.CONFIG
+    if not path.exists():
+        print(
+            f"gunguard plan status: no treatment history at {path} (nothing recorded there "
+            "yet; give --db PATH, or --config FILE naming storage.path)",
+            file=sys.stderr,
+        )
+        return Exit.UNREACHABLE
     try:
         with open_reader(path) as reader:
             history = reader.plan_history()
