@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 DEPS   := $(VENV)/.deps
 # What goes into the wheel: a change to any of these reinstalls it.
-SOURCES := pyproject.toml README.md $(shell find controller hardware config examples -type f \
+SOURCES := pyproject.toml README.md $(shell find controller hardware config plans examples -type f \
              -not -path '*/__pycache__/*' 2>/dev/null)
 
 venv: $(STAMP)
@@ -68,9 +68,11 @@ pictures: $(STAMP)
 	$(BIN)/python tools/pictures.py
 
 ## make test: lint, then the whole suite (virtual time; the real-time parts are behaviour checks only)
+## TEST_JOBS=1 runs it in one process.
+TEST_JOBS ?= auto
 test: $(STAMP)
 	$(BIN)/ruff check controller hardware tests bench tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_JOBS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check controller hardware tests bench tools

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import breach, looptiming, simspeed, socketflood, startup, store
+from bench import breach, looptiming, plansim, simspeed, socketflood, startup, store
 from bench.common import FAILED, MISSED, ROOT, Section, machine
 from bench.report import fmt, write
 
@@ -44,6 +44,7 @@ def _plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
         ("socket_flood", lambda: socketflood.flood_section(seconds)),
         ("store", lambda: store.ledger_section(seconds / 2)),
         ("simulate_speed", lambda: simspeed.simulate_speed(1 if q else 3)),
+        ("plan_4_weeks", lambda: plansim.plan_simulation(1 if q else 2)),
         ("daemon_process", lambda: startup.startup(2 if q else 5)),
     ]
 

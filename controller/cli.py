@@ -137,8 +137,17 @@ def _hardware_section_only(source: str) -> HardwareConfig | None:
         return None
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """``plan check FILE`` and ``plan status``: a treatment plan, and where it stands."""
+    from gunguard.plan import command
+
+    if args.plan_command == "check":
+        return command.check(args.file, args.config)
+    return command.status(args.db, args.config, args.plan, args.json)
+
+
 def cmd_client(args: argparse.Namespace) -> int:
-    """status, region, reset, stop, watch: a client of the daemon's control socket."""
+    """status, region, reset, stop, watch, session, pain: a client of the control socket."""
     from gunguard.operator import client, dashboard
 
     module = dashboard if args.command == "watch" else client
@@ -212,6 +221,12 @@ def _parser() -> argparse.ArgumentParser:
         "$RUNTIME_DIRECTORY or /run/gunguard; with --sim-gun, none unless given)",
     )
 
+    p.add_argument(
+        "--plan",
+        metavar="PLAN",
+        help="adopt this treatment plan (a file or shipped name) for guided sessions; "
+        "without it, the plan adopted last (docs/plans.md)",
+    )
     p.add_argument(
         "--record",
         metavar="FILE",
@@ -290,6 +305,44 @@ def _parser() -> argparse.ArgumentParser:
         "--wait", type=float, default=0.0, metavar="S", help="wait up to S s for the daemon"
     )
     add_socket_options(p)
+
+    p = add("session", cmd_client, "a guided session of the treatment plan: start, next, stop")
+    p.add_argument(
+        "action",
+        choices=("start", "next", "stop"),
+        help="start (or resume a paused step), next (confirm: the next step), stop",
+    )
+    p.add_argument("--plan", metavar="PLAN", help="start: adopt this plan (file or shipped name)")
+    add_socket_options(p)
+    p = add("pain", cmd_client, "record a pain score, 0 (none) to 10 (the worst imaginable)")
+    from gunguard.operator.client import pain_value
+
+    p.add_argument("value", type=pain_value, metavar="N", help="0-10")
+    p.add_argument(
+        "--when",
+        choices=("before", "after", "morning"),
+        help="before or after a session, or the next morning (needed when no session runs)",
+    )
+    add_socket_options(p)
+
+    p = add("plan", cmd_plan, "treatment plans: check a plan file, show where the plan stands")
+    plan_sub = p.add_subparsers(dest="plan_command", required=True, metavar="check|status")
+    q = plan_sub.add_parser(
+        "check", help="validate a plan against a config", description="validate a plan"
+    )
+    q.add_argument("file", help="plan file or shipped name")
+    q.add_argument(
+        "--config", help="the config to check against (default: the plan's config:, else default)"
+    )
+    q = plan_sub.add_parser(
+        "status",
+        help="phase, next session, what is due, held progression",
+        description="where the adopted plan stands, from the treatment history",
+    )
+    q.add_argument("--json", action="store_true", help="one JSON object (docs/plans.md)")
+    q.add_argument("--db", help="the store (default: storage.path of --config, else the state dir)")
+    q.add_argument("--config", default=DEFAULT_CONFIG, help="config that names the store")
+    q.add_argument("--plan", help="judge by this plan file instead of the one adopted last")
 
     p = add("report", cmd_report, "plot a treatment's or a session's rate, force and dose")
     which = p.add_mutually_exclusive_group()

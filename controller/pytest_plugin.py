@@ -21,9 +21,11 @@ tach_periods(periods_ms, repeat=, per=)         The tach as periods, exact edge 
 force_samples(samples_n, sample_ms, repeat=)    The press as exact samples.
 force_pattern(high_n, low_n, period_ms, duty=)  The press: high_n for part of a period.
 fault(force=, tach=, power_switch=, ...)        Inject a fault ("none" clears it).
-run(seconds) / run_until(t)                     Move virtual time, ticking the loop.
+run(seconds) / run_until(t)                     Move virtual time (idle stretches skipped).
 restart() / reboot()                            Daemon restart (same boot) / Pi reboot.
 step_wall(seconds)                              The calendar clock steps (NTP).
+session("start"|"next"|"stop") / pain(n, when)  A plan's guided session; a pain score.
+plan_status()                                   Phase, next session, held progression.
 trips()                                         Every trip reason, in order.
 first(kind, **fields)                           The first matching event, or None.
 summary()                                       Per region contact, dose, bands; trips.
@@ -56,7 +58,8 @@ def gunguard_bench() -> Iterator[BenchFactory]:
 
     ``config`` is a :class:`~gunguard.config.schema.GunguardConfig`, a file path, a
     shipped config name, or None for the built-in defaults. ``bench_kwargs`` go to
-    :class:`~gunguard.sim.bench.Bench` (``seed``, ``start_wall``, ``book``).
+    :class:`~gunguard.sim.bench.Bench` (``seed``, ``start_wall``, ``book``, ``plan``,
+    ``skip_idle``).
     """
     from gpiozero import Device
 

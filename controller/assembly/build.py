@@ -25,7 +25,9 @@ from gunguard.core.supervisor import Supervisor
 from gunguard.hardware.tachometer import EdgeHandler
 from gunguard.link.guard import FirmwareGuard, Link
 from gunguard.operator.controls import PhysicalControls
+from gunguard.plan.runner import SessionRunner
 from gunguard.store.ledger import Ledger
+from gunguard.store.plans import PlanBook
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +56,13 @@ class Assembly:
     supervisor: Supervisor
     guard: FirmwareGuard | None = None
     controls: PhysicalControls | None = None
+    runner: SessionRunner | None = None
 
     def close(self) -> None:
-        """Power off, stop the controls, release the pins. Idempotent."""
+        """Record the guided session's step, power off, stop the controls, release the
+        pins. Idempotent."""
+        if self.runner is not None:
+            self.runner.close()
         self.supervisor.close()
         if self.controls is not None:
             self.controls.close()
@@ -73,14 +79,18 @@ def assemble(
     bus: EventBus | None = None,
     controls: bool = False,
     tap: SensorTap | None = None,
+    plans: PlanBook | None = None,
+    config_name: str = "the running config",
 ) -> Assembly:
     """Wire a supervisor for ``cfg`` onto ``rig``.
 
     ``link`` is used only when the config has a ``serial:`` section; ``controls``
     builds the physical button, buzzer and LED of a ``controls:`` section (the
     daemon: their thread starts with it). ``tap`` sees every tach edge and force
-    reading on their way in (a recording). If anything fails, power is off and the
-    pins are released before the error propagates.
+    reading on their way in (a recording). The guided sessions' runner keeps its
+    records in the ledger's store (``plans``: a book of its own, for an in-memory
+    history); ``config_name`` names the config in what it says. If anything fails,
+    power is off and the pins are released before the error propagates.
     """
     bus = bus or EventBus()
     try:
@@ -103,10 +113,20 @@ def assemble(
         physical = None
         if controls and cfg.controls is not None:
             physical = PhysicalControls(supervisor, cfg.controls, rig.factory)
+        if isinstance(book, Ledger):
+            plans = PlanBook.on_ledger(book)
+        runner = SessionRunner(
+            supervisor,
+            plans if plans is not None else PlanBook(),
+            cfg,
+            clock,
+            config_name=config_name,
+            daemon_session=(book.session or None) if isinstance(book, Ledger) else None,
+        )
     except BaseException:
         rig.close()
         raise
-    return Assembly(cfg, clock, rig, bus, supervisor, guard, physical)
+    return Assembly(cfg, clock, rig, bus, supervisor, guard, physical, runner)
 
 
 def wire_ledger(ledger: Ledger, supervisor: Supervisor) -> None:

@@ -39,6 +39,9 @@ RESTART = "restart"  # the daemon restarted in place (simulate)
 REBOOT = "reboot"  # the Pi was off: a new boot (simulate)
 WALL_CLOCK = "wall_clock"  # the calendar clock stepped (simulate)
 LINK = "link"  # state of the serial link to the gun's firmware
+CONFIRM = "confirm"  # a long press with no trip latched: the person confirms (source)
+SESSION = "session"  # a guided session (gunguard.plan.runner): action, and what it concerns
+PAIN = "pain"  # a pain score was recorded: value, when, session
 SUMMARY = "summary"  # last line of simulate
 
 

@@ -42,6 +42,13 @@ class Contact:
             self._below_since = None  # between the two levels: the state holds
         return self.active
 
+    def settled(self, force_n: float) -> bool:
+        """Whether a reading of ``force_n`` would leave the state as it is, now and later
+        (no contact to enter, no release being timed): what an idle stretch needs."""
+        if self.active:
+            return force_n >= self._off_n
+        return force_n < self._on_n
+
     def clear(self) -> None:
         self.active = False
         self._below_since = None
@@ -132,11 +139,26 @@ class ForceWindow:
         self.impulse = impulse - self._base_impulse
         self.duration = duration - self._base_duration
 
-    def over_limit(self, limit_n: float, debounce_s: float) -> bool:
-        """Would the window as it stands trip against ``limit_n``? (Arming asks it.)"""
+    def over_limit(self, now: float, limit_n: float, debounce_s: float) -> bool:
+        """Would the last ``window_s`` before ``now`` trip against ``limit_n``? (Arming
+        asks it, perhaps after ticks were skipped: samples expire by time, not by ticks.)"""
+        self._expire(now)
         if limit_n != self.limit:
             self._rejudge(limit_n)
         return self.over_s >= debounce_s - 1e-9 or self.mean_n > limit_n
+
+    def _expire(self, now: float) -> None:
+        cap = self.CAPACITY
+        start = now - self._window_s + 1e-9
+        head, count = self._head, self._count
+        while count and self._ring_t[head] <= start:
+            self._drop(head)
+            head = (head + 1) % cap
+            count -= 1
+        self._head, self._count = head, count
+        self.over_s = self._over - self._base_over
+        self.impulse = self._impulse - self._base_impulse
+        self.duration = self._duration - self._base_duration
 
     def _rejudge(self, limit_n: float) -> None:
         """Judge the samples in the window by a new limit (rare: a reload, a region)."""

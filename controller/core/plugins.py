@@ -7,6 +7,9 @@ supervisor's attributes and never calls into it from inside an event. It either
   a :class:`Verdict` every tick (inside the tick, so it must be quick and do no I/O);
 * or *posts an intent* (:meth:`Supervisor.post_intent`) from any thread, which the
   supervisor applies at one defined point: the start of its next tick.
+
+A tick check that only has work while a region is armed says so (``idle_safe``), so
+virtual time may skip ticks while nothing is armed (:meth:`Supervisor.idle`).
 """
 
 from __future__ import annotations
@@ -58,6 +61,18 @@ class Reset:
 
 
 @dataclass(frozen=True, slots=True)
+class LongPress:
+    """A long press of a button (the GPIO button, the gun's MODE): one rule for both.
+
+    With a trip latched it resets it (power stays off); otherwise it is the person's
+    *confirm*, announced as a ``confirm`` event (a guided session moves on). Judged when
+    applied, at the start of a tick, so the latch it is judged on is the one in force.
+    """
+
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class Configure:
     """Adopt new limits; ``when_idle``: only once no region is armed (a looser config)."""
 
@@ -66,4 +81,4 @@ class Configure:
     when_idle: bool = False
 
 
-Intent = Select | Step | Reset | Configure
+Intent = Select | Step | Reset | LongPress | Configure

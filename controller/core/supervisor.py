@@ -63,6 +63,7 @@ from gunguard.core.plugins import (
     AdmissionCheck,
     Configure,
     Intent,
+    LongPress,
     Reset,
     Select,
     Step,
@@ -128,6 +129,7 @@ class Supervisor:
         self.bus.subscribe(self.book.on_event)
         self._admission_checks: list[AdmissionCheck] = []
         self._tick_checks: list[TickCheck] = []
+        self._busy_checks = 0  # tick checks that need ticks even while nothing is armed
         self._intents: deque[Intent] = deque()
         self._pending_config: Configure | None = None
         self._outbox: list[Event] = []
@@ -281,9 +283,16 @@ class Supervisor:
         """Another component's veto on arming a region (called with region, wall time)."""
         self._admission_checks.append(check)
 
-    def add_tick_check(self, check: TickCheck) -> None:
-        """Another component's per-tick check; its :class:`Verdict` may trip."""
+    def add_tick_check(self, check: TickCheck, *, idle_safe: bool = False) -> None:
+        """Another component's per-tick check; its :class:`Verdict` may trip.
+
+        ``idle_safe``: it has nothing to do while :meth:`idle` holds (no region armed,
+        nothing moving), so virtual time may skip ticks then. A check that watches
+        something outside the supervisor (the firmware link) is not.
+        """
         self._tick_checks.append(check)
+        if not idle_safe:
+            self._busy_checks += 1
 
     def post_intent(self, intent: Intent) -> None:
         """Ask for a change from any thread; applied at the start of the next tick."""
@@ -480,7 +489,7 @@ class Supervisor:
                     f"{region.name}'s cap {region.cap_ppm:g} ppm: slow it down, then select"
                 )
         window = self._force_window
-        if window.over_limit(region.max_force_n, self.limits.force_debounce_s):
+        if window.over_limit(now, region.max_force_n, self.limits.force_debounce_s):
             return (
                 f"{window.over_s * 1000:.0f} ms above {region.name}'s {region.max_force_n:g} N "
                 f"in the last {FORCE_WINDOW_S:g} s (mean {window.mean_n:.0f} N): ease off, "
@@ -505,6 +514,13 @@ class Supervisor:
             elif isinstance(intent, Reset):
                 log.info("%s: reset", intent.source)
                 self._reset()
+            elif isinstance(intent, LongPress):
+                if self._trip is not None:
+                    log.info("%s: long press: reset", intent.source)
+                    self._reset()
+                else:
+                    log.info("%s: long press: confirm", intent.source)
+                    self._emit(events.CONFIRM, source=intent.source)
             elif isinstance(intent, Configure):
                 self._pending_config = intent  # a newer config replaces a waiting one
         pending = self._pending_config
@@ -754,6 +770,47 @@ class Supervisor:
     @property
     def last_tick(self) -> float:
         return self._last_tick
+
+    def idle(self) -> bool:
+        """Nothing for a tick to judge until something from outside changes.
+
+        True only while: no region is armed and power is off; no intent or config is
+        waiting; the last tick measured no percussion (no coast-down being counted) and
+        no stall was being timed; the head is not in contact, the force reading is
+        plausible and the contact state settled for it (no release being timed); and
+        every tick check is ``idle_safe``. Then a tick
+        can only repeat itself: the dose, force, stall and frozen-reading rules all need
+        an armed region, percussion or power. Virtual time skips ticks only while this
+        holds (:meth:`ticks_skipped`); the daemon never skips one.
+        """
+        with self._lock:
+            if (
+                self._region is not None
+                or self._power_on
+                or self._intents
+                or self._pending_config is not None
+                or self._busy_checks
+                or self.rate_ppm > 0.0
+                or self._coasting is not None
+                or self._stall_since is not None
+                or self._contact.active  # a press is exposure the force window must see
+            ):
+                return False
+            raw = self._force.read_raw()
+            force = self._force.newtons(raw)
+            return force_fault(raw, force, self.limits) is None and self._contact.settled(force)
+
+    def ticks_skipped(self) -> None:
+        """Virtual time skipped ticks while :meth:`idle`: the gap clock restarts now.
+
+        A skipped stretch is not a stalled loop: nothing could have happened in it. It
+        is refused (``RuntimeError``) unless the supervisor is idle now, so a skip can
+        never hide a gap while something was armed or moving.
+        """
+        with self._lock:
+            if not self.idle():
+                raise RuntimeError("ticks may be skipped only while the supervisor is idle")
+            self._last_tick = self._clock.monotonic()
 
     def doses(self) -> dict[str, RegionDose]:
         with self._lock:

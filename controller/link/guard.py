@@ -21,8 +21,11 @@ Asked every tick (:meth:`FirmwareGuard.check`, a :class:`~gunguard.core.plugins.
 Told every event, outside the supervisor's lock (:meth:`FirmwareGuard.on_event`), it
 keeps the firmware holding what the supervisor's state needs: the armed region's cap
 and code, then RELEASE; cap 0 and STOP otherwise (the STOP naming the trip). The dose
-warning is shown on the gun. Buttons become intents: PLUS/MINUS step through the
-allowed regions (:func:`gunguard.core.regions.step`), a long MODE press resets.
+warning is shown on the gun, and so is a guided session's step target (WARN 1, dose
+near limit: the step's time is up; docs/serial-protocol.md, §8.8). Buttons become
+intents: PLUS/MINUS step through the allowed regions (:func:`gunguard.core.regions.step`),
+a long MODE press resets a latched trip or, with none latched, confirms
+(:class:`~gunguard.core.plugins.LongPress`: a guided session moves on).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from gunguard.core import events
 from gunguard.core.admission import Refusal
 from gunguard.core.clock import Clock
 from gunguard.core.events import Event, State
-from gunguard.core.plugins import Reset, Step, Verdict
+from gunguard.core.plugins import LongPress, Step, Verdict
 from gunguard.core.reasons import RefusalReason, TripReason, WarningReason
 from gunguard.core.supervisor import Supervisor
 from gunguard.link.protocol import REGION_CODES, ButtonId, PressKind, StopReason, WarningCode
@@ -245,6 +248,10 @@ class FirmwareGuard:
             WarningReason.DOSE_NEAR_LIMIT
         ):
             self._show(WarningCode.DOSE_NEAR_LIMIT)
+        elif event.kind == events.SESSION and event.fields.get("action") == "target":
+            # No code of its own (a new one would be protocol version 2, §6): a step's
+            # target is its time being up, shown as "dose near limit" (§8.8).
+            self._show(WarningCode.DOSE_NEAR_LIMIT)
         elif event.kind in (events.REGION, events.RESET):
             self._show(WarningCode.NONE)
 
@@ -290,7 +297,7 @@ class FirmwareGuard:
     # -- buttons -----------------------------------------------------------------------------
     def _on_button(self, button: ButtonEvent) -> None:
         if button.button == ButtonId.MODE and button.kind == PressKind.LONG:
-            self._sup.post_intent(Reset("gun button MODE (long)"))
+            self._sup.post_intent(LongPress("gun button MODE (long)"))
         elif button.button in (ButtonId.PLUS, ButtonId.MINUS) and button.kind == PressKind.SHORT:
             step = 1 if button.button == ButtonId.PLUS else -1
             self._sup.post_intent(Step(step, f"gun button {button.button.name}"))

@@ -1,4 +1,5 @@
-"""Client commands over the control socket: status, region, reset, stop (and watch's link).
+"""Client commands over the control socket: status, region, reset, stop, session, pain (and
+watch's link).
 
 Each command is one short connection: connect, one request, one answer. The socket
 is found from ``--socket PATH``, else ``--config FILE``'s ``control_socket.path``,
@@ -28,11 +29,14 @@ from gunguard.operator.advice import advice
 from gunguard.operator.protocol import (
     ErrorResponse,
     EventUpdate,
+    PainResponse,
     ProtocolError,
     RegionStatus,
     ResetResponse,
     Response,
     SelectRegionResponse,
+    SessionResponse,
+    SessionStatus,
     Status,
     StatusResponse,
     StatusUpdate,
@@ -260,7 +264,9 @@ def fail(message: str, code: int) -> int:
 
 def _daemon_said_no(response: ErrorResponse) -> int:
     error = response.error
-    if error.reason is not None:
+    if error.reason is not None and error.region is None:  # a session or pain command
+        text = f"{response.cmd or 'request'} refused ({error.reason}): {error.message}"
+    elif error.reason is not None:
         text = f"refused {error.region}: {error.reason}: {error.message}"
         if error.until:
             text += f" (allowed from {error.until})"
@@ -322,6 +328,8 @@ def format_status(status: Status) -> list[str]:
         )
     if status.not_allowed:
         lines.append(f"  not allowed: {', '.join(status.not_allowed)}")
+    if status.session is not None:
+        lines.append(f"  session {session_line(status.session)}")
     link = status.link
     if link is not None:
         firmware = f" {link.firmware_id!r}" if link.firmware_id else ""
@@ -418,6 +426,123 @@ def _stop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def session_line(session: SessionStatus) -> str:
+    """The guided session in one line, for people."""
+    low, high = session.rate_min_ppm, session.rate_max_ppm
+    head = (
+        f"{session.plan}, phase {session.phase} ({session.phase_name}), step {session.step}/"
+        f"{session.steps}: {session.region} {mmss(session.done_s)} of "
+        f"{mmss(session.target_s)} at {low:g}-{high:g} ppm"
+    )
+    state = {
+        "arming": "asking for the region",
+        "active": "armed",
+        "target": "target reached: confirm to move on (gunguard session next, or a long press)",
+        "refused": f"REFUSED ({session.detail}): nothing else is armed; "
+        "session next skips the step, session start asks again",
+        "paused": f"paused ({session.detail}): session start resumes, session next skips",
+    }[session.state]
+    return f"{head}: {state}"
+
+
+#: How long ``gunguard session start|next`` waits for the supervisor's answer.
+SESSION_SETTLE_S = 2.0
+
+
+def _session_settled(conn: Connection, settle_s: float) -> SessionStatus | None:
+    """The session once its step is armed, refused or tripped (or after ``settle_s``)."""
+    end = time.monotonic() + settle_s
+    while True:
+        response = conn.request("status")
+        if isinstance(response, ErrorResponse):
+            error = response.error
+            raise ClientError(f"the daemon answered {error.code}: {error.message}")
+        assert isinstance(response, StatusResponse)
+        session = response.status.session
+        if session is None or session.state != "arming" or time.monotonic() >= end:
+            return session
+        time.sleep(_SETTLE_POLL_S)
+
+
+def _session(args: argparse.Namespace) -> int:
+    """``gunguard session start|next|stop``: what the daemon did with the step's region."""
+    fields: dict[str, Any] = {"action": args.action}
+    plan = getattr(args, "plan", None)
+    if plan is not None:
+        if args.action != "start":
+            return fail("--plan goes with session start", EXIT_CONFIG)
+        from gunguard.config.loader import error_lines
+        from gunguard.plan.files import load_plan
+
+        try:
+            loaded = load_plan(plan)  # checked here first: every problem, with line and key
+        except ConfigError as exc:
+            print("\n".join(error_lines(exc, "plan")), file=sys.stderr)
+            return EXIT_CONFIG
+        fields["plan"] = str(Path(loaded.source).resolve())
+    path = resolve_socket(args)
+    with Connection.open(path, timeout=args.timeout) as conn:
+        response = conn.request("session", **fields)
+        if isinstance(response, ErrorResponse):
+            return _daemon_said_no(response)
+        assert isinstance(response, SessionResponse)
+        if response.plan:
+            print(f"adopted plan {response.plan}")
+        if response.session is None:
+            print(
+                "session completed: the region is disarmed"
+                if args.action == "next"
+                else "session stopped: the region is disarmed"
+            )
+            return EXIT_OK
+        session = _session_settled(conn, SESSION_SETTLE_S)
+    if session is None:
+        print("the session ended")
+        return EXIT_OK
+    print(session_line(session))
+    if session.state == "active":
+        print(f"  {session.cue}")
+        print(
+            f"  intensity: comfortably uncomfortable, {session.intensity[0]}-"
+            f"{session.intensity[1]} out of 10"
+        )
+    return EXIT_NO if session.state in ("refused", "paused") else EXIT_OK
+
+
+def _pain(args: argparse.Namespace) -> int:
+    fields: dict[str, Any] = {"value": args.value}
+    if args.when is not None:
+        fields["when"] = args.when
+    response = _one_request(args, "pain", **fields)
+    if isinstance(response, ErrorResponse):
+        return _daemon_said_no(response)
+    assert isinstance(response, PainResponse)
+    belongs = f"session {response.session}" if response.session is not None else "no session"
+    print(f"pain {response.value}/10 ({response.when}) recorded: {belongs}")
+    return EXIT_OK
+
+
+def pain_value(text: str) -> int:
+    """argparse type: a whole number from 0 to 10."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 10 or str(value) != text.strip().lstrip("+"):
+        raise argparse.ArgumentTypeError(
+            f"pain is a whole number from 0 (none) to 10 (the worst imaginable): got {text!r}"
+        )
+    return value
+
+
+def cmd_session(args: argparse.Namespace) -> int:
+    return _run(_session, args)
+
+
+def cmd_pain(args: argparse.Namespace) -> int:
+    return _run(_pain, args)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     return _run(_status, args)
 
@@ -434,15 +559,20 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return _run(_stop, args)
 
 
-def request_quietly(path: Path, cmd: str, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+def request_quietly(path: Path, cmd: str, timeout: float = DEFAULT_TIMEOUT_S, **fields: Any) -> str:
     """One request for the dashboard's keys: a one-line outcome, never an exception."""
+    what = " ".join([cmd, *(str(v) for v in fields.values())])
     try:
         with Connection.open(path, timeout=timeout) as conn:
-            response = conn.request(cmd)
+            response = conn.request(cmd, **fields)
     except ClientError as exc:
-        return f"{cmd} failed: {exc}"
+        return f"{what} failed: {exc}"
     if isinstance(response, ErrorResponse):
-        return f"{cmd}: {response.error.code}: {response.error.message}"
+        return f"{what}: {response.error.code}: {response.error.message}"
+    if isinstance(response, SessionResponse):
+        if response.session is None:
+            return f"{what}: the session ended"
+        return f"{what}: step {response.session.step} {response.session.region}"
     if isinstance(response, ResetResponse):
         reasons = response.reasons or ([response.cleared] if response.cleared else [])
         if not reasons:

@@ -3,14 +3,16 @@
 The button is an operator like the control socket: a short press selects the next
 allowed region (after the last one: none, so the motor stops; the same rule as the
 gun's own buttons, :func:`gunguard.core.regions.step`), a long press
-(``long_press_s``) resets a latched trip. Both are posted to the supervisor as
-intents, applied at its next tick. A reset never starts the motor; a press while a
-trip is latched only sounds the refusal.
+(``long_press_s``) resets a latched trip or, with no trip latched, confirms (a guided
+session moves on, or starts: :class:`gunguard.core.plugins.LongPress`). Both are
+posted to the supervisor as intents, applied at its next tick. A reset never starts
+the motor; a press while a trip is latched only sounds the refusal.
 
 The buzzer warns before a limit: a short chirp while the rate is within 5 % of
 the armed region's cap, three beeps at ``dose_near_limit``, three long beeps on a
-trip, two quick ones on a refused region. The LED is on while a region is armed
-and flashes while a trip is latched.
+trip, two quick ones on a refused region (or a refused session command), two
+medium ones when a guided session's step reaches its target. The LED is on while a
+region is armed and flashes while a trip is latched.
 
 Everything runs on this component's own thread: bus events and button actions are
 queued to it, because an event listener runs on the control loop's thread and
@@ -32,7 +34,7 @@ from gpiozero.pins import Factory
 from gunguard.config.schema import ControlsConfig
 from gunguard.core import events
 from gunguard.core.events import Event
-from gunguard.core.plugins import Reset, Step
+from gunguard.core.plugins import LongPress, Step
 from gunguard.core.reasons import WarningReason
 from gunguard.core.supervisor import Supervisor
 
@@ -44,6 +46,7 @@ TRIP_BEEP: Pattern = (0.5, 0.25, 3)
 WARNING_BEEP: Pattern = (0.1, 0.1, 3)
 REFUSED_BEEP: Pattern = (0.05, 0.05, 2)
 NEAR_CAP_CHIRP: Pattern = (0.03, 0.0, 1)
+STEP_TARGET_BEEP: Pattern = (0.3, 0.3, 2)  # a guided session's step reached its target
 TRIP_BLINK = (0.1, 0.1)  # LED on/off seconds while a trip is latched
 #: The rate warning: at this fraction of the armed region's cap (overspeed trips at
 #: the cap plus its tolerance).
@@ -103,7 +106,7 @@ class PhysicalControls:
 
     # -- inputs (other threads: queue and return) ------------------------------------
     def _on_event(self, event: Event) -> None:
-        if event.kind in (events.TRIP, events.WARNING, events.REFUSED):
+        if event.kind in (events.TRIP, events.WARNING, events.REFUSED, events.SESSION):
             self._queue.put(event)
 
     def _pressed(self) -> None:
@@ -136,7 +139,7 @@ class PhysicalControls:
                 if item == _PRESS:
                     self.next_region()
                 elif item == _HOLD:
-                    self.reset()
+                    self.long_press()
                 elif isinstance(item, Event):
                     self._announce(item)
                 self._follow_state()
@@ -158,8 +161,9 @@ class PhysicalControls:
         sup.post_intent(Step(+1, "button"))
         return True
 
-    def reset(self) -> None:
-        self._sup.post_intent(Reset("button (long press)"))
+    def long_press(self) -> None:
+        """Reset a latched trip, else confirm: judged by the supervisor when applied."""
+        self._sup.post_intent(LongPress("button (long press)"))
 
     def _announce(self, event: Event) -> None:
         if event.kind == events.TRIP:
@@ -168,6 +172,12 @@ class PhysicalControls:
             self._beep(WARNING_BEEP)
         elif event.kind == events.REFUSED:
             self._beep(REFUSED_BEEP)
+        elif event.kind == events.SESSION:
+            action = event.get("action")
+            if action == "target":
+                self._beep(STEP_TARGET_BEEP)
+            elif action in ("refused", "rejected"):
+                self._beep(REFUSED_BEEP)
 
     def _follow_state(self) -> None:
         """LED from the state; the chirp when the rate nears the cap."""

@@ -12,6 +12,12 @@ behind reconnects by itself.)
 
 Keys (when stdin is a terminal): ``q`` quits, ``r`` resets a trip, ``s`` stops
 (disarms). Selecting a region is deliberately not a key: it gives the motor power.
+
+While a guided session runs (gunguard.plan) it shows the step, the minutes done
+against its target (the contact the supervisor counts), the step's rate band against
+the rate now, the cue and the "comfortably uncomfortable" 4-6/10 aim; at the target
+the bell rings and ``n`` moves on (the confirm: the next step's region is *asked for*,
+as a button press would, and the supervisor decides), ``x`` ends the session.
 """
 
 from __future__ import annotations
@@ -53,8 +59,14 @@ from gunguard.operator.client import (
     resolve_socket,
     time_left,
 )
-from gunguard.operator.protocol import ErrorResponse, EventUpdate, Status, StatusUpdate
-from gunguard.operator.units import percent
+from gunguard.operator.protocol import (
+    ErrorResponse,
+    EventUpdate,
+    SessionStatus,
+    Status,
+    StatusUpdate,
+)
+from gunguard.operator.units import mmss, percent
 
 #: The rate bar turns yellow here (the buzzer's chirp too: gunguard.operator.controls).
 WARN_FRACTION = 0.95
@@ -67,6 +79,73 @@ _STATE_STYLE = {
     "armed": "bold black on green",
     "tripped": "bold white on red",
 }
+
+
+_SESSION_STYLE = {
+    "arming": ("ASKING", "bold black on yellow"),
+    "active": ("ARMED", "bold black on green"),
+    "target": ("TARGET REACHED", "bold white on blue"),
+    "refused": ("REFUSED", "bold white on red"),
+    "paused": ("PAUSED", "bold black on yellow"),
+}
+#: Lines the session block takes on screen (render's height budget).
+SESSION_LINES = 5
+
+
+def session_block(session: SessionStatus, rate_ppm: float, bar_width: int) -> list[RenderableType]:
+    """The guided session: step, progress against the target, rate band, cue, aim."""
+    label, style = _SESSION_STYLE[session.state]
+    head = Text()
+    head.append(" Session ", style="bold")
+    head.append(f" {label} ", style=style)
+    head.append(
+        f"  {session.plan}  phase {session.phase} {session.phase_name}  step "
+        f"{session.step}/{session.steps}  {session.region}",
+        style="bold",
+    )
+    done, target = session.done_s, session.target_s
+    reached = done >= target
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(width=6)
+    grid.add_column(width=bar_width)
+    grid.add_column()
+    grid.add_row(
+        "Step",
+        ProgressBar(
+            total=max(target, 1e-9),
+            completed=min(done, target),
+            width=bar_width,
+            complete_style="bold blue" if reached else "green",
+            finished_style="bold blue",
+        ),
+        Text(f"{mmss(done)} / {mmss(target)}"),
+    )
+    low, high = session.rate_min_ppm, session.rate_max_ppm
+    where = "in the band"
+    if rate_ppm <= 0.0:
+        where = "not percussing"
+    elif rate_ppm < low:
+        where = "below the band: speed up"
+    elif rate_ppm > high:
+        where = "above the band: slow down"
+    band = Text(f"{low:g}-{high:g} ppm (now {rate_ppm:.0f}: {where})")
+    if where.startswith(("below", "above")):
+        band.stylize("bold yellow")
+    grid.add_row("Band", Text(""), band)
+    if session.state == "target":
+        what = Text("Target reached: press n (or long-press the button) to move on", "bold blue")
+    elif session.state in ("refused", "paused"):
+        what = Text(
+            f"{session.detail}. n skips this step, gunguard session start asks again",
+            style="bold red" if session.state == "refused" else "bold yellow",
+            overflow="ellipsis",
+            no_wrap=True,
+        )
+    else:
+        what = Text(session.cue, overflow="ellipsis", no_wrap=True)
+    low_i, high_i = session.intensity
+    aim = Text(f"Aim: comfortably uncomfortable, {low_i}-{high_i} out of 10", style="dim")
+    return [head, grid, what, aim]
 
 
 @dataclass
@@ -196,6 +275,8 @@ def render(
         Text(f"{round(st.force_n, 1) + 0.0:5.1f} / {force_limit:g} N max"),  # no "-0.0"
     )
     parts.append(gauges)
+    if st.session is not None:
+        parts += session_block(st.session, st.rate_ppm, bar_width)
 
     doses = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
     doses.add_column("Region", min_width=18)
@@ -208,6 +289,7 @@ def render(
     if height is not None:
         # header, two gauges, the table's header, the footer; then what may appear
         fixed = 5 + (1 if age > view.stale_after_s else 0) + trip_lines
+        fixed += SESSION_LINES if st.session is not None else 0
         fixed += 1 if st.not_allowed else 0
         if fixed + len(shown) + len(events) + (1 if events else 0) > height:
             untouched = [n for n, r in shown if not r.started and n != st.region]
@@ -237,6 +319,8 @@ def render(
             style = "red" if " TRIP " in f" {line} " else ""
             parts.append(Text(f"  {line}", style=style, overflow="ellipsis", no_wrap=True))
     footer = "q quit  r reset  s stop (disarm)"
+    if st.session is not None:
+        footer += "  n next step  x end session"
     if view.note:
         footer += f"   {view.note}"
     parts.append(Text(footer, style="dim"))
@@ -337,6 +421,10 @@ def watch(
                         view.note = request_quietly(path, "reset", timeout)
                     if "s" in keys:
                         view.note = request_quietly(path, "stop", timeout)
+                    if "n" in keys:
+                        view.note = request_quietly(path, "session", timeout, action="next")
+                    if "x" in keys:
+                        view.note = request_quietly(path, "session", timeout, action="stop")
                 size = console.size
                 live.update(render(view, time.monotonic(), size.height, size.width), refresh=True)
     except KeyboardInterrupt:
@@ -352,6 +440,8 @@ def _rings(event: dict[str, object]) -> bool:
     kind = event.get("event")
     if kind == events.TRIP:
         return True
+    if kind == events.SESSION:
+        return event.get("action") in ("target", "refused")
     return kind == events.WARNING and event.get("reason") == WarningReason.DOSE_NEAR_LIMIT
 
 

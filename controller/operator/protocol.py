@@ -13,6 +13,9 @@ Requests::
     {"cmd": "reset"}
     {"cmd": "stop"}                                      # disarm (not a trip)
     {"cmd": "subscribe", "hz": 10, "events": true}        # 1-50 Hz status stream
+    {"cmd": "session", "action": "start"}                # guided session: start|next|stop
+    {"cmd": "session", "action": "start", "plan": "/abs/plan.yaml"}   # adopt, then start
+    {"cmd": "pain", "value": 3, "when": "after"}          # a pain score, 0-10
 
 Responses echo ``cmd``; a subscription then streams
 ``{"ok": true, "stream": "status", "seq": N, "status": {...}}`` at the requested
@@ -51,10 +54,20 @@ BAD_REQUEST = "bad_request"
 UNKNOWN_COMMAND = "unknown_command"
 LINE_TOO_LONG = "line_too_long"
 REFUSED = "refused"
+INVALID_PLAN = "invalid_plan"
 TOO_MANY_CLIENTS = "too_many_clients"
 INTERNAL = "internal_error"
 ERROR_CODES = frozenset(
-    {BAD_JSON, BAD_REQUEST, UNKNOWN_COMMAND, LINE_TOO_LONG, REFUSED, TOO_MANY_CLIENTS, INTERNAL}
+    {
+        BAD_JSON,
+        BAD_REQUEST,
+        UNKNOWN_COMMAND,
+        LINE_TOO_LONG,
+        REFUSED,
+        INVALID_PLAN,
+        TOO_MANY_CLIENTS,
+        INTERNAL,
+    }
 )
 
 RequestId = Annotated[str, Field(max_length=64)] | int | None
@@ -93,12 +106,35 @@ class SubscribeRequest(_Request):
     events: bool = True
 
 
+class SessionRequest(_Request):
+    """A guided session command; ``plan`` (start only): a plan file the daemon reads, or a
+    shipped plan's name, adopted first (gunguard.plan.runner)."""
+
+    cmd: Literal["session"]
+    action: Literal["start", "next", "stop"]
+    plan: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+
+
+class PainRequest(_Request):
+    """A pain score on the 0-10 scale; ``when`` may be left out while a session runs."""
+
+    cmd: Literal["pain"]
+    value: Annotated[int, Field(ge=0, le=10, strict=True)]
+    when: Literal["before", "after", "morning"] | None = None
+
+
 Request = Annotated[
-    StatusRequest | SelectRegionRequest | ResetRequest | StopRequest | SubscribeRequest,
+    StatusRequest
+    | SelectRegionRequest
+    | ResetRequest
+    | StopRequest
+    | SubscribeRequest
+    | SessionRequest
+    | PainRequest,
     Field(discriminator="cmd"),
 ]
 _REQUEST = TypeAdapter(Request)
-COMMANDS = ("status", "select_region", "reset", "stop", "subscribe")
+COMMANDS = ("status", "select_region", "reset", "stop", "subscribe", "session", "pain")
 
 
 # -- responses -----------------------------------------------------------------------
@@ -178,6 +214,27 @@ class LinkStatus(_Response):
     open_failures: int
 
 
+class SessionStatus(_Response):
+    """The guided session in progress (gunguard.plan.runner.SessionView)."""
+
+    plan: str
+    patient: str
+    session: int
+    phase: int
+    phase_name: str
+    step: int  # 1-based
+    steps: int
+    region: str
+    state: Literal["arming", "active", "target", "refused", "paused"]
+    target_s: float
+    done_s: float  # contact counted for the step's region while it was armed
+    rate_min_ppm: float
+    rate_max_ppm: float
+    cue: str
+    detail: str | None = None  # why refused or paused
+    intensity: list[int]  # the "comfortably uncomfortable" target, [4, 6] out of 10
+
+
 class Status(_Response):
     t: float  # the daemon's monotonic clock
     state: Literal["idle", "armed", "tripped"]
@@ -193,6 +250,7 @@ class Status(_Response):
     regions: dict[str, RegionStatus]
     not_allowed: list[str] = []
     link: LinkStatus | None = None  # null: no serial: section (no firmware link)
+    session: SessionStatus | None = None  # null: no guided session running
 
 
 class StatusResponse(_Response):
@@ -235,6 +293,25 @@ class SubscribeResponse(_Response):
     protocol: int = PROTOCOL_VERSION
 
 
+class SessionResponse(_Response):
+    ok: Literal[True] = True
+    id: RequestId = None
+    cmd: Literal["session"] = "session"
+    action: Literal["start", "next", "stop"]
+    #: The session after the command (null: it ended, completed or stopped).
+    session: SessionStatus | None
+    plan: str | None = None  # the plan adopted by this command, if any
+
+
+class PainResponse(_Response):
+    ok: Literal[True] = True
+    id: RequestId = None
+    cmd: Literal["pain"] = "pain"
+    value: int
+    when: Literal["before", "after", "morning"]
+    session: int | None  # the guided session it belongs to (null: none)
+
+
 class StatusUpdate(_Response):
     ok: Literal[True] = True
     stream: Literal["status"] = "status"
@@ -255,6 +332,8 @@ Response = (
     | ResetResponse
     | StopResponse
     | SubscribeResponse
+    | SessionResponse
+    | PainResponse
     | StatusUpdate
     | EventUpdate
 )
@@ -264,6 +343,8 @@ _BY_CMD: dict[str, type[_Response]] = {
     "reset": ResetResponse,
     "stop": StopResponse,
     "subscribe": SubscribeResponse,
+    "session": SessionResponse,
+    "pain": PainResponse,
 }
 _BY_STREAM: dict[str, type[_Response]] = {"status": StatusUpdate, "event": EventUpdate}
 
@@ -365,11 +446,14 @@ def link_status(described: Mapping[str, Any]) -> LinkStatus:
 
 
 def build_status(
-    supervisor: Supervisor, link: Callable[[], Mapping[str, Any]] | None = None
+    supervisor: Supervisor,
+    link: Callable[[], Mapping[str, Any]] | None = None,
+    session: Callable[[], Mapping[str, Any] | None] | None = None,
 ) -> Status:
     """The operator's view, from one consistent snapshot plus the region limits.
 
-    ``link`` describes the firmware link (``SerialTransport.describe``), if there is one.
+    ``link`` describes the firmware link (``SerialTransport.describe``), if there is one;
+    ``session`` the guided session (``SessionRunner.view``), if one runs.
     """
     from gunguard.core.dose import bucket_of  # (the daemon's side only: clients stay light)
 
@@ -421,7 +505,15 @@ def build_status(
         regions=regions,
         not_allowed=not_allowed,
         link=None if link is None else link_status(link()),
+        session=_session_status(session),
     )
+
+
+def _session_status(
+    session: Callable[[], Mapping[str, Any] | None] | None,
+) -> SessionStatus | None:
+    described = None if session is None else session()
+    return None if described is None else SessionStatus.model_validate(described)
 
 
 # -- where the socket is -------------------------------------------------------------------

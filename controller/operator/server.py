@@ -41,24 +41,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gunguard.config.loader import ConfigError
 from gunguard.config.schema import GunguardConfig
 from gunguard.core.clock import Clock, RealClock
 from gunguard.core.events import Event
 from gunguard.core.supervisor import Supervisor
 from gunguard.operator.protocol import (
+    BAD_REQUEST,
     INTERNAL,
+    INVALID_PLAN,
     LINE_TOO_LONG,
     MAX_LINE_BYTES,
     REFUSED,
     TOO_MANY_CLIENTS,
     ErrorInfo,
     ErrorResponse,
+    PainRequest,
+    PainResponse,
     Request,
     RequestError,
     ResetRequest,
     ResetResponse,
     SelectRegionRequest,
     SelectRegionResponse,
+    SessionRequest,
+    SessionResponse,
+    SessionStatus,
     StatusRequest,
     StatusResponse,
     StopRequest,
@@ -70,6 +78,8 @@ from gunguard.operator.protocol import (
     parse_request,
     socket_path,
 )
+from gunguard.plan.files import load_plan
+from gunguard.plan.runner import SessionRefused, SessionRunner
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +159,14 @@ class ControlServer:
         burst: float = REQUEST_BURST,
         group: str = SOCKET_GROUP,
         link: Callable[[], Mapping[str, Any]] | None = None,
+        runner: SessionRunner | None = None,
     ) -> None:
         """``link`` describes the firmware link for the status (``SerialTransport``'s
-        ``describe``; None: no link)."""
+        ``describe``; None: no link); ``runner`` serves the guided sessions and pain
+        scores (None: those commands are refused)."""
         self.supervisor = supervisor
         self._link = link
+        self._runner = runner
         self.path = Path(path)
         self._clock = clock or RealClock()
         self._max_clients = max_clients
@@ -428,11 +441,13 @@ class ControlServer:
         | ResetResponse
         | StopResponse
         | SubscribeResponse
+        | SessionResponse
+        | PainResponse
         | ErrorResponse
     ):
         sup = self.supervisor
         if isinstance(request, StatusRequest):
-            return StatusResponse(id=request.id, status=build_status(sup, self._link))
+            return StatusResponse(id=request.id, status=self._status())
         if isinstance(request, SelectRegionRequest):
             log.info("control: select region %s (%s)", request.region, client.peer)
             refusal = sup.select_region(request.region)
@@ -471,7 +486,75 @@ class ControlServer:
             client.events = request.events
             client.next_due = now  # the first status right after the acknowledgement
             return SubscribeResponse(id=request.id, hz=request.hz, events=request.events)
+        if isinstance(request, SessionRequest):
+            return self._session(client, request)
+        if isinstance(request, PainRequest):
+            return self._pain(client, request)
         raise AssertionError(f"unhandled request {request!r}")  # pragma: no cover
+
+    def _status(self) -> Any:
+        runner = self._runner
+        view = None if runner is None else lambda: _view_dict(runner)
+        return build_status(self.supervisor, self._link, view)
+
+    def _session(self, client: _Client, request: SessionRequest) -> SessionResponse | ErrorResponse:
+        """``session start|next|stop`` (a plan named with start is adopted first)."""
+        runner = self._runner
+        if runner is None:
+            return _refused(request, "no_sessions", "this daemon runs no guided sessions")
+        log.info("control: session %s (%s)", request.action, client.peer)
+        adopted = None
+        source = f"socket ({client.peer})"
+        try:
+            if request.plan is not None:
+                if request.action != "start":
+                    return ErrorResponse(
+                        id=request.id,
+                        cmd=request.cmd,
+                        error=ErrorInfo(code=BAD_REQUEST, message="plan goes with start only"),
+                    )
+                adopted = runner.adopt(load_plan(request.plan)).name
+            if request.action == "start":
+                view = runner.start(source)
+            elif request.action == "next":
+                view = runner.next(source)
+            else:
+                runner.stop(source)
+                view = None
+        except ConfigError as exc:
+            problems = "; ".join(str(p) for p in exc.problems)
+            return ErrorResponse(
+                id=request.id,
+                cmd=request.cmd,
+                error=ErrorInfo(code=INVALID_PLAN, message=f"the plan cannot be used: {problems}"),
+            )
+        except SessionRefused as exc:
+            return _refused(request, exc.reason, exc.message, exc.until)
+        return SessionResponse(
+            id=request.id,
+            action=request.action,
+            session=None if view is None else SessionStatus.model_validate(view.as_dict()),
+            plan=adopted,
+        )
+
+    def _pain(self, client: _Client, request: PainRequest) -> PainResponse | ErrorResponse:
+        runner = self._runner
+        if runner is None:
+            return _refused(request, "no_sessions", "this daemon records no pain scores")
+        try:
+            record = runner.pain(request.value, request.when, f"socket ({client.peer})")
+        except ValueError as exc:
+            return ErrorResponse(
+                id=request.id, cmd=request.cmd, error=ErrorInfo(code=BAD_REQUEST, message=str(exc))
+            )
+        except SessionRefused as exc:
+            return _refused(request, exc.reason, exc.message, exc.until)
+        return PainResponse(
+            id=request.id,
+            value=record.value,
+            when=record.timing,  # type: ignore[arg-type]
+            session=record.session_id,
+        )
 
     def _forward_events(self) -> None:
         while self._events:
@@ -488,7 +571,7 @@ class ControlServer:
         due = [c for c in self._clients.values() if c.hz is not None and c.next_due <= now]
         if not due:
             return
-        status = build_status(self.supervisor, self._link).model_dump_json().encode()
+        status = self._status().model_dump_json().encode()
         for client in due:
             client.seq += 1
             self._send(
@@ -603,6 +686,22 @@ class ControlServer:
             os.chown(path, -1, gid)
         except OSError as exc:
             log.warning("cannot give the control socket to group %s: %s", self._group, exc)
+
+
+def _view_dict(runner: SessionRunner) -> dict[str, Any] | None:
+    view = runner.view()
+    return None if view is None else view.as_dict()
+
+
+def _refused(
+    request: SessionRequest | PainRequest, reason: str, message: str, until: float | None = None
+) -> ErrorResponse:
+    when = None if until is None else dt.datetime.fromtimestamp(until, dt.UTC).isoformat()
+    return ErrorResponse(
+        id=request.id,
+        cmd=request.cmd,
+        error=ErrorInfo(code=REFUSED, message=message, reason=reason, until=when),
+    )
 
 
 def _remove_stale(path: Path) -> None:

@@ -92,6 +92,8 @@ class Daemon:
             )
             self.supervisor = self.assembly.supervisor
             self.guard = self.assembly.guard
+            assert self.assembly.runner is not None
+            self.runner = self.assembly.runner
             self.loop = RealtimeLoop(self.supervisor, self.clock, cfg.loop.rate_hz)
             self.watchdog = LoopWatchdog(
                 self.supervisor, self.clock, cfg.loop.max_loop_gap_ms / 1000.0
@@ -196,6 +198,7 @@ class Daemon:
                     socket_path,
                     self.clock,
                     link=self._describe_link if self.transport is not None else None,
+                    runner=self.runner,
                 )
                 closers.append(server.close)
                 server.open()
@@ -248,6 +251,7 @@ class Daemon:
             self.loop.run(self.stop_event)
         finally:
             self.supervisor.close()
+            self.runner.close()  # the guided session's step, stored before the ledger closes
             self.stop_event.set()
             self.watchdog.stop()
             # Every event up to "power off" reaches its listeners (the ledger records a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
 import tempfile
@@ -18,6 +19,9 @@ from gunguard.core.exits import Exit
 from gunguard.core.reasons import RefusalReason
 from gunguard.operator import eventfmt
 from gunguard.operator.server import daemon_socket_path
+from gunguard.plan.check import check_plan
+from gunguard.plan.files import LoadedPlan, load_plan
+from gunguard.plan.runner import SessionRefused
 from gunguard.service.daemon import Daemon
 from gunguard.service.rt import apply_realtime
 from gunguard.service.systemd import attach_systemd
@@ -77,6 +81,31 @@ def firmware_choice_problems(
     return problems
 
 
+def _plan(
+    args: argparse.Namespace,
+    cfg: GunguardConfig,
+    scenario: Scenario | None,
+    scenario_path: Path | None,
+) -> LoadedPlan | None:
+    """``--plan`` (else a scenario's ``plan:``), checked against ``cfg``: a plan that does
+    not fit is a config error (exit 2), found before any hardware is touched."""
+    name = getattr(args, "plan", None)
+    relative_to = None
+    if name is None and scenario is not None and scenario.plan is not None:
+        name = scenario.plan
+        relative_to = scenario_path.resolve().parent if scenario_path is not None else None
+    if name is None:
+        return None
+    loaded = load_plan(name, relative_to=relative_to)
+    today = dt.datetime.now(dt.UTC).date()
+    problems, warnings = check_plan(loaded, cfg, args.config, today)
+    if problems:
+        raise ConfigError(problems)
+    for line in configfile.warning_lines(warnings):
+        print(line, file=sys.stderr)
+    return loaded
+
+
 def open_recorder(path: Path, cfg: GunguardConfig, config: str) -> TraceRecorder:
     """The ``--record`` trace, its header written (OSError: it cannot be written)."""
     given = Path(config).expanduser()
@@ -87,9 +116,11 @@ def open_recorder(path: Path, cfg: GunguardConfig, config: str) -> TraceRecorder
 def run(args: argparse.Namespace) -> int:
     try:
         cfg, warnings = configfile.load_with_warnings(args.config)
-        scenario = load_scenario(find_scenario(args.sim_gun)) if args.sim_gun else None
+        scenario_path = find_scenario(args.sim_gun) if args.sim_gun else None
+        scenario = load_scenario(scenario_path) if scenario_path is not None else None
         if scenario is not None:
             check_scenario(scenario, cfg)
+        plan = _plan(args, cfg, scenario, scenario_path)
     except ConfigError as exc:
         print("\n".join(configfile.error_lines(exc)), file=sys.stderr)
         return EXIT_CONFIG
@@ -148,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
             scratch.cleanup()
         _say(f"hardware initialisation failed: {describe_exception(exc)}. Next: {NEXT_STEPS}")
         return EXIT_HARDWARE
+    if plan is not None:
+        try:
+            daemon.runner.adopt(plan)
+        except SessionRefused as exc:  # the store cannot be written: sessions refuse too
+            _say(f"plan {plan.name} not adopted: {exc.message}")
     if scratch is not None:
         daemon.add_closer(scratch.cleanup)  # (closers run last-added first)
     for ledger in opened:

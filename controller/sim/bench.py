@@ -30,12 +30,23 @@ from gunguard.core.clock import VirtualClock
 from gunguard.core.dose import RegionDose
 from gunguard.core.events import Event, EventBus
 from gunguard.link.serial_link import LinkEndpoint
+from gunguard.plan.files import LoadedPlan
+from gunguard.plan.progression import PlanStatus, plan_status
+from gunguard.plan.runner import SessionRunner, SessionView
 from gunguard.sim.actions import check_faults
 from gunguard.sim.firmware import SimFirmwareEndpoint, apply_firmware_step
 from gunguard.sim.gun import simulated_rig
+from gunguard.store.plans import PainRecord, PlanBook
 
 #: How often the simulated UART carries bytes (a real one at 115200 baud: continuously).
 LINK_PUMP_S = 0.002
+
+#: Idle stretches shorter than this many ticks are ticked through (not worth a jump).
+MIN_SKIP_TICKS = 10
+#: After a tick that was not idle, look again only this much later (an idle check
+#: costs about a tick; skipping later is never wrong, only slower).
+IDLE_CHECK_S = 0.01
+NOT_IDLE = -1
 
 #: 2026-11-20T08:00:00Z: the calendar start of a bench unless told otherwise.
 DEFAULT_START_WALL = 1_795_161_600.0
@@ -58,10 +69,19 @@ class Bench:
         book_factory: Callable[[VirtualClock], TreatmentBook] | None = None,
         tap: SensorTap | None = None,
         clock: VirtualClock | None = None,
+        skip_idle: bool = True,
+        plan: LoadedPlan | None = None,
+        config_name: str = "the bench's config",
     ) -> None:
         """``tap`` sees the sensors on their way in, as in ``gunguard run --record``;
-        ``clock`` is the bench's time (a new one at 0 from ``start_wall`` if None)."""
+        ``clock`` is the bench's time (a new one at 0 from ``start_wall`` if None);
+        ``skip_idle``: skip the ticks of idle stretches (:meth:`run_until`); ``plan``:
+        adopted at the start, for guided sessions (:meth:`session`, :meth:`pain`)."""
         self.cfg = cfg
+        self.skip_idle = skip_idle
+        #: Ticks skipped while idle, and the stretches they made (for tests, benchmarks).
+        self.skipped_ticks = 0
+        self.skips = 0
         self._tap = tap
         self.seed = seed
         self.clock = clock if clock is not None else VirtualClock(0.0, start_wall)
@@ -76,9 +96,13 @@ class Bench:
         self.firmware: SimFirmwareEndpoint | None = None
         self.link: LinkEndpoint | None = None
         self.reported_ppm_override: float | None = None
+        self._config_name = config_name
+        self._plan_book = PlanBook()  # the plan records, when the history is in memory
         if cfg.serial is not None:
             self.firmware = SimFirmwareEndpoint(seed=seed)
         self._boot()
+        if plan is not None:
+            self.runner.adopt(plan)
 
     # -- life cycle -----------------------------------------------------------------
     def _boot(self) -> None:
@@ -102,11 +126,21 @@ class Bench:
             if self.firmware is not None and self.firmware.link_mode != "unplugged":
                 self.link.connection_made(clock.monotonic())
         self.assembly: Assembly = assemble(
-            self.cfg, clock, rig, book=self.book, link=self.link, bus=self.bus, tap=self._tap
+            self.cfg,
+            clock,
+            rig,
+            book=self.book,
+            link=self.link,
+            bus=self.bus,
+            tap=self._tap,
+            plans=self._plan_book,
+            config_name=self._config_name,
         )
         self.rig = rig
         self.supervisor = self.assembly.supervisor
         self.guard = self.assembly.guard
+        assert self.assembly.runner is not None
+        self.runner: SessionRunner = self.assembly.runner
         self._next_pump = clock.monotonic()
         self._tick_s = 1.0 / self.cfg.loop.rate_hz
         self._tick_origin = clock.monotonic()
@@ -145,7 +179,21 @@ class Bench:
         return self.clock.monotonic()
 
     def run_until(self, t: float) -> None:
-        """Advance virtual time to ``t``, ticking the loop at its rate on the way."""
+        """Advance virtual time to ``t``, ticking the loop at its rate on the way.
+
+        Stretches where nothing can happen are skipped instead of ticked through
+        (``skip_idle``, on by default): while the supervisor is idle
+        (:meth:`Supervisor.idle`: no region armed, power off, no intent waiting, no
+        percussion, a settled plausible force, only idle-safe tick checks), the gun is
+        quiet (:meth:`SimulatedGun.quiet`: no edge scheduled, motor at rest, no
+        timeline, no fault), there is no firmware link (it needs traffic) and no loop
+        stall is being played. The jump lands on the tick grid, never past ``t`` nor
+        past the ledger's next deadline (:meth:`Ledger.next_due`: its idle sample, a
+        commit, a pruning), where the ledger is pumped as its writer would have been;
+        the supervisor's gap clock restarts there (:meth:`Supervisor.ticks_skipped`),
+        and the tick schedule resumes one period later. What happens is the same as
+        ticking through: only the ticks that could change nothing are left out.
+        """
         clock = self.clock
         sim = self.sim
         tick = self.supervisor.tick
@@ -154,10 +202,24 @@ class Bench:
         index = self._tick_index
         stall_until = self._stall_until
         pump_book = self._pump_book
+        skip = self.skip_idle and self.link is None
+        next_check = -math.inf
         while True:
             next_tick = origin + index * period
             if next_tick > t:
                 break
+            if (
+                skip
+                and next_tick >= next_check
+                and next_tick >= stall_until
+                and not self.supervisor.power_on
+            ):
+                resumed = self._skip_idle(t, origin, index, period)
+                if resumed > index:
+                    index = resumed
+                    continue
+                if resumed == NOT_IDLE:
+                    next_check = next_tick + IDLE_CHECK_S
             index += 1
             sim.advance(next_tick)
             clock.advance_to(next_tick)
@@ -170,6 +232,33 @@ class Bench:
         self._tick_index = index
         sim.advance(t)
         clock.advance_to(t)
+
+    def _skip_idle(self, t: float, origin: float, index: int, period: float) -> int:
+        """Skip the idle ticks from ``index`` on (see :meth:`run_until`): the index of the
+        next tick to run; ``index`` itself when idle but the stretch is too short to
+        skip; :data:`NOT_IDLE` when something may happen."""
+        if not (self.sim.quiet() and self.supervisor.idle()):
+            return NOT_IDLE
+        until = t
+        next_due = getattr(self.book, "next_due", None)
+        if next_due is not None:
+            until = min(until, next_due())
+        last = math.floor((until - origin) / period)  # the last tick at or before it
+        while origin + (last + 1) * period <= until:
+            last += 1
+        while last >= index and origin + last * period > until:
+            last -= 1
+        if last - index < MIN_SKIP_TICKS:
+            return index
+        at = origin + last * period
+        self.sim.advance(at)
+        self.clock.advance_to(at)
+        self.supervisor.ticks_skipped()
+        if self._pump_book is not None:
+            self._pump_book()
+        self.skipped_ticks += last - index + 1
+        self.skips += 1
+        return last + 1
 
     def _pump(self, now: float) -> None:
         """Carry bytes both ways over the simulated UART, and couple gun and firmware."""
@@ -221,6 +310,34 @@ class Bench:
     def reset(self) -> list[str]:
         return self.supervisor.reset()
 
+    # -- the treatment plan ----------------------------------------------------------------
+    def session(self, action: str) -> SessionView | None:
+        """``start``, ``next`` or ``stop`` a guided session, as ``gunguard session`` does:
+        the region is asked for with an intent, armed (or refused) at the next tick.
+        Raises :class:`~gunguard.plan.runner.SessionRefused` when it cannot be done."""
+        runner = self.runner
+        if action == "start":
+            return runner.start("bench")
+        if action == "next":
+            return runner.next("bench")
+        if action == "stop":
+            runner.stop("bench")
+            return None
+        raise ValueError(f"session {action!r}: one of start, next, stop")
+
+    def pain(self, value: int, when: str | None = None) -> PainRecord:
+        """Record a pain score (0-10; ``when``: before, after or morning)."""
+        return self.runner.pain(value, when, "bench")
+
+    def plan_status(self) -> PlanStatus:
+        """``gunguard plan status`` now, from the runner's records."""
+        runner = self.runner
+        if runner.loaded is None or runner.record is None:
+            raise ValueError("no plan adopted")
+        return plan_status(
+            runner.loaded.plan, runner.record, runner.book.history(), self.clock.wall()
+        )
+
     # -- the gun ------------------------------------------------------------------------
     def gun(self, ppm: float | None = None, force_n: float | None = None) -> None:
         """The person sets the speed and presses (back to the rate and force models)."""
@@ -270,6 +387,10 @@ class Bench:
             self.stall_loop(loop_stall_ms)
 
     # -- what happened ----------------------------------------------------------------------
+    def announce(self, kind: str, **fields: Any) -> None:
+        """An event stamped with the supervisor's state, as a plug-in's is."""
+        self.supervisor.announce(kind, **fields)
+
     def emit(self, kind: str, **fields: Any) -> None:
         self.bus.emit(Event(self.now, kind, fields))
 

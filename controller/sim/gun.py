@@ -544,6 +544,29 @@ class SimulatedGun:
             ):
                 self._next_pulse = now + self._pulse_interval()
 
+    def quiet(self) -> bool:
+        """Nothing will happen on the sensors until someone changes the gun: no tach
+        edge scheduled, the motor at rest, the force a constant from the model (no
+        timeline, no recorded readings, no noise), no fault injected, no replay.
+
+        Virtual time may skip ticks only while this holds (:meth:`Bench.run_until`).
+        """
+        with self._lock:
+            return (
+                self.rate_ppm == 0.0
+                and self._next_pulse == math.inf
+                and self._release_at == math.inf
+                and self._next_glitch == math.inf
+                and self._glitch_release_at == math.inf
+                and self._next_edge == math.inf
+                and (self._timeline is None or self._timeline.finished)
+                and self._force_timeline is None
+                and self._raw_samples is None
+                and not self._replaying
+                and self.firmware_ppm is None
+                and self.faults == GunFaults()
+            )
+
     def _shift_schedule(self, delay: float) -> None:
         self._next_pulse += delay
         self._release_at += delay

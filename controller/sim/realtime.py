@@ -22,6 +22,7 @@ from gunguard.core.plugins import Reset, Select
 from gunguard.core.supervisor import Supervisor
 from gunguard.link.serial_link import FirmwareStatus
 from gunguard.operator import eventfmt
+from gunguard.plan.runner import SessionRunner
 from gunguard.sim.actions import NotInRealTime, check_faults
 from gunguard.sim.firmware import PtyFirmware, apply_firmware_step
 from gunguard.sim.gun import SimulatedGun
@@ -107,6 +108,7 @@ class LiveDaemon(Protocol):
     """What :class:`LiveActions` needs of the running daemon."""
 
     supervisor: Supervisor
+    runner: SessionRunner
     loop: RealtimeLoop
     stop_event: threading.Event
 
@@ -170,6 +172,21 @@ class LiveActions:
         )
         if loop_stall_ms is not None:
             self._daemon.loop.stall(loop_stall_ms)
+
+    def session(self, action: str) -> object:
+        runner = self._daemon.runner
+        if action == "start":
+            return runner.start("scenario")
+        if action == "next":
+            return runner.next("scenario")
+        runner.stop("scenario")
+        return None
+
+    def pain(self, value: int, when: str | None = None) -> object:
+        return self._daemon.runner.pain(value, when, "scenario")
+
+    def announce(self, kind: str, **fields: Any) -> None:
+        self._daemon.supervisor.announce(kind, **fields)
 
     def restart(self) -> None:
         raise NotInRealTime("restart steps only run in `gunguard simulate` (virtual time)")

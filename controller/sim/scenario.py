@@ -29,6 +29,7 @@ from gunguard.config.schema import GunguardConfig
 from gunguard.core import events
 from gunguard.core.reasons import REFUSAL_REASONS, TRIP_REASONS, WARNING_REASONS
 from gunguard.link.protocol import Attachment
+from gunguard.plan.runner import SessionRefused
 from gunguard.sim.actions import Actions
 from gunguard.sim.bench import Bench
 from gunguard.sim.gun import MAX_TIMELINE_ITEMS, check_force
@@ -143,6 +144,31 @@ def parse_wall_step(text: str) -> float:
     return sign * float(match.group(2)) * _UNIT_S[match.group(3)]
 
 
+class PainStep(_Strict):
+    """A pain score the person gives (0-10), and when it is from."""
+
+    value: Annotated[int, Field(ge=0, le=10, strict=True)]
+    when: Literal["before", "after", "morning"] | None = None
+
+
+#: The ``action`` of a ``session`` event (docs/scenarios.md; ``session:`` expectations).
+SESSION_ACTIONS = frozenset(
+    {
+        "started",
+        "advanced",
+        "held",
+        "armed",
+        "refused",
+        "target",
+        "paused",
+        "step_done",
+        "completed",
+        "stopped",
+        "rejected",
+    }
+)
+
+
 class Step(_Strict):
     at: Annotated[float, Field(ge=0.0)]
     region: str | None = None
@@ -154,6 +180,8 @@ class Step(_Strict):
     wall_clock: str | None = None
     link: LinkStep | None = None
     firmware: FirmwareStep | None = None
+    pain: PainStep | None = None  # a pain score (gunguard pain)
+    session: Literal["start", "next", "stop"] | None = None  # a guided session command
 
     @field_validator("wall_clock")
     @classmethod
@@ -165,8 +193,13 @@ class Step(_Strict):
     @model_validator(mode="after")
     def _one_action(self) -> Step:
         if not (self.model_fields_set - {"at"}):
-            raise ValueError("a step needs an action: region, gun, fault, reset, restart, ...")
+            raise ValueError(
+                "a step needs an action: region, gun, fault, reset, restart, session, pain, ..."
+            )
         return self
+
+
+_KINDS = ("trip", "no_trip", "refused", "warning", "session")
 
 
 class Expectation(_Strict):
@@ -174,21 +207,28 @@ class Expectation(_Strict):
     no_trip: str | None = None
     refused: str | None = None
     warning: str | None = None
+    session: str | None = None  # a session event's action (started, held, advanced, ...)
     region: str | None = None
+    phase: Annotated[int, Field(ge=1)] | None = None  # session events: the phase
     between: tuple[float, float] | None = None
 
     @model_validator(mode="after")
     def _known(self) -> Expectation:
-        kinds = [k for k in ("trip", "no_trip", "refused", "warning") if getattr(self, k)]
+        kinds = [k for k in _KINDS if getattr(self, k)]
         if len(kinds) != 1:
-            raise ValueError("an expectation is exactly one of trip, no_trip, refused, warning")
+            raise ValueError(
+                "an expectation is exactly one of trip, no_trip, refused, warning, session"
+            )
         kind = kinds[0]
         code = getattr(self, kind)
+        if self.phase is not None and kind != "session":
+            raise ValueError("phase narrows session expectations only")
         known = {
             "trip": TRIP_REASONS,
             "no_trip": TRIP_REASONS | {"any"},
             "refused": REFUSAL_REASONS,
             "warning": WARNING_REASONS,
+            "session": SESSION_ACTIONS,
         }[kind]
         if code not in known:
             raise ValueError(f"{kind}: {code!r} is not a reason code ({', '.join(sorted(known))})")
@@ -197,10 +237,12 @@ class Expectation(_Strict):
         return self
 
     def describe(self) -> str:
-        kind = next(k for k in ("trip", "no_trip", "refused", "warning") if getattr(self, k))
+        kind = next(k for k in _KINDS if getattr(self, k))
         text = f"{kind}: {getattr(self, kind)}"
         if self.region:
             text += f" (region {self.region})"
+        if self.phase is not None:
+            text += f" (phase {self.phase})"
         if self.between:
             text += f" between {self.between[0]:g} and {self.between[1]:g} s"
         return text
@@ -215,9 +257,13 @@ class Expectation(_Strict):
             "trip": (events.TRIP, self.trip),
             "refused": (events.REFUSED, self.refused),
             "warning": (events.WARNING, self.warning),
-        }[next(k for k in ("trip", "refused", "warning") if getattr(self, k))]
+            "session": (events.SESSION, self.session),
+        }[next(k for k in ("trip", "refused", "warning", "session") if getattr(self, k))]
+        field = "action" if kind == events.SESSION else "reason"
         for e in happened:
-            if e.kind != kind or e.fields.get("reason") != code:
+            if e.kind != kind or e.fields.get(field) != code:
+                continue
+            if self.phase is not None and e.fields.get("phase") != self.phase:
                 continue
             if self.region is not None and e.fields.get("region") != self.region:
                 continue
@@ -229,6 +275,7 @@ class Expectation(_Strict):
 
 class Scenario(_Strict):
     config: str | None = None
+    plan: str | None = None  # a plan file (relative to the scenario) or a shipped plan
     duration: Annotated[float, Field(gt=0.0, le=30 * 86400.0)]
     seed: int = 0
     start_wall_clock: dt.datetime | None = None
@@ -345,7 +392,9 @@ def check_scenario(scenario: Scenario, cfg: GunguardConfig) -> None:
 
 def apply_step(bench: Actions, step: Step) -> None:
     """Play one step, in a fixed order: restart or reboot, clock, faults, gun, link, reset,
-    region."""
+    region, pain, session. A session command that cannot be done now (the plan's rest,
+    no session running) is announced as a ``session`` event (``rejected``), as the
+    command would say so."""
     fields = step.model_fields_set
     if step.reboot:
         bench.reboot()
@@ -366,6 +415,19 @@ def apply_step(bench: Actions, step: Step) -> None:
         bench.reset()
     if "region" in fields:
         bench.select(step.region)
+    if step.pain is not None:
+        bench.pain(step.pain.value, step.pain.when)
+    if step.session is not None:
+        try:
+            bench.session(step.session)
+        except SessionRefused as exc:
+            bench.announce(
+                events.SESSION,
+                action="rejected",
+                command=step.session,
+                reason=exc.reason,
+                detail=exc.message,
+            )
 
 
 def apply_gun(bench: Actions, gun: GunStep) -> None:

@@ -3,6 +3,7 @@ through the same supervisor as ``run``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
@@ -18,7 +19,10 @@ from gunguard.config.schema import GunguardConfig
 from gunguard.core.clock import VirtualClock
 from gunguard.core.exits import Exit
 from gunguard.operator import eventfmt
-from gunguard.sim.bench import Bench
+from gunguard.plan.check import check_plan
+from gunguard.plan.files import LoadedPlan, load_plan
+from gunguard.plan.runner import SessionRefused
+from gunguard.sim.bench import DEFAULT_START_WALL, Bench
 from gunguard.sim.replay import notes, play_trace
 from gunguard.sim.scenario import (
     check_scenario,
@@ -40,13 +44,24 @@ def simulate(
     try:
         scenario_path = find_scenario(str(scenario_path))
         scenario = load_scenario(scenario_path)
+        folder = scenario_path.resolve().parent
         if config is not None:
-            cfg = configfile.load(config)
+            cfg, config_name = configfile.load(config), config
         elif scenario.config is not None:
-            cfg = configfile.load(scenario.config, relative_to=scenario_path.resolve().parent)
+            cfg = configfile.load(scenario.config, relative_to=folder)
+            config_name = scenario.config
         else:
-            cfg = configfile.load("default")
+            cfg, config_name = configfile.load("default"), "default"
         check_scenario(scenario, cfg)
+        plan = None
+        if scenario.plan is not None:
+            plan = load_plan(scenario.plan, relative_to=folder)
+            start = scenario.start_wall_clock or dt.datetime.fromtimestamp(
+                DEFAULT_START_WALL, dt.UTC
+            )
+            problems, _ = check_plan(plan, cfg, config_name, start.date())
+            if problems:
+                raise ConfigError(problems)
     except ConfigError as exc:
         return _invalid(exc)
 
@@ -61,6 +76,8 @@ def simulate(
         as_json=as_json,
         db=db,
         name=str(scenario_path),
+        plan=plan,
+        config_name=config_name,
     )
     if bench is None:
         return EXIT_INVALID
@@ -128,22 +145,32 @@ def _run(
     as_json: bool,
     db: str | None,
     name: str,
+    plan: LoadedPlan | None = None,
+    config_name: str = "the config",
 ) -> Bench | None:
     """Play on a bench, printing every event and then the summary (None: a step could
     not run, said on standard error)."""
-    kwargs = {} if start_wall is None else {"start_wall": start_wall}
+    kwargs: dict[str, Any] = {} if start_wall is None else {"start_wall": start_wall}
     # The events are this command's output; the log would only repeat them.
     quiet = logging.getLogger("gunguard")
     previous_level = quiet.level
     quiet.setLevel(logging.CRITICAL + 1)
     with tempfile.TemporaryDirectory(prefix="gunguard-simulate-") as tmp:
         path = Path(db) if db is not None else Path(tmp) / "history.db"
-        bench = Bench(cfg, seed=seed, book_factory=ledger_factory(cfg, path), **kwargs)
+        bench = Bench(
+            cfg,
+            seed=seed,
+            book_factory=ledger_factory(cfg, path),
+            config_name=config_name,
+            **kwargs,
+        )
         fmt = eventfmt.json_line if as_json else eventfmt.human
         bench.bus.subscribe(lambda e: print(fmt(e)))
         try:
+            if plan is not None:
+                bench.runner.adopt(plan)
             play_on(bench)
-        except ValueError as exc:
+        except (ValueError, SessionRefused) as exc:
             print(f"gunguard simulate: {name}: {exc}", file=sys.stderr)
             return None
         finally:

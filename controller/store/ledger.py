@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -265,6 +266,7 @@ class Ledger:
         now = clock.monotonic()
         self._next_flush = now + flush_interval_s
         self._next_sample = now
+        self._sample_origin = now  # 10 Hz samples on a grid from here (not from each call)
         self._next_idle_sample = now
         self._last_active: bool | None = None
         self._next_prune = now + PRUNE_EVERY_S
@@ -649,7 +651,11 @@ class Ledger:
     # -- telemetry ----------------------------------------------------------------------------
     def _sample(self, now: float, *, force: bool = False) -> None:
         """Downsampled trace: 10 Hz while the gun is active, once a minute while idle."""
-        self._next_sample = now + self._sample_s
+        # The next point of a fixed grid, not ``now`` plus a period: when a sample is
+        # taken then depends only on time, not on when this was last called (so a
+        # virtual-time skip over idle time changes no sample's time).
+        k = math.floor((now - self._sample_origin) / self._sample_s + 1e-6) + 1
+        self._next_sample = self._sample_origin + k * self._sample_s
         probe = self._probe
         if probe is None or self.fault is not None or self._closed:
             return
@@ -700,15 +706,65 @@ class Ledger:
             and now < self._next_prune
             and not self._urgent
             and self.fault is None
+            and (self._last_active is not False or now < self._next_idle_sample)
         ):
             return  # nothing due: the common case between samples
         self._pumping = True
         try:
-            if now >= self._next_sample:
+            idle_due = self._last_active is False and now >= self._next_idle_sample
+            if now >= self._next_sample or idle_due:
                 self._sample(now)
             self._maybe_commit(now)
         finally:
             self._pumping = False
+
+    def next_due(self) -> float:
+        """Virtual-time mode: the monotonic time from which :meth:`pump` has work, judged
+        while the gun is idle (no power, no percussion, no contact): the idle sample, a
+        commit of what is pending, a retry, a pruning. Virtual time may skip to it.
+
+        While the last sample was not idle (or none was taken yet), the next sample is
+        due at once: it must see the change.
+        """
+        if self._background or self._closed or self._conn is None:
+            return float("inf")
+        # Idle, the 10 Hz samples record nothing until the once-a-minute one is due,
+        # unless the next one would see the gun active (a press with the motor off).
+        sample = self._next_sample
+        if self._last_active is False and not self._probe_active():
+            sample = self._next_idle_sample
+        due = min(sample, self._next_prune)
+        if self._ops or self._dirty:
+            if self.fault is not None:
+                due = min(due, self._retry_at)
+            elif self._urgent:
+                due = min(due, self._clock.monotonic())
+            else:
+                due = min(due, self._next_flush)
+        return due
+
+    def _probe_active(self) -> bool:
+        """What the next sample would call active (power, percussion or contact)."""
+        probe = self._probe
+        if probe is None:
+            return False
+        try:
+            rate, force_n, power, _ = probe()
+        except Exception:
+            return True  # (unknown: sample, as the writer would)
+        return power or rate > 0.0 or force_n >= self._contact_n
+
+    def enqueue(self, sql: str, params: tuple[Any, ...] | dict[str, Any]) -> None:
+        """Store a row for another store module (:mod:`gunguard.store.plans`): committed in
+        the writer's next transaction, at once, in the order given, with the same
+        durability, retries and fault handling as the treatments. Never blocks."""
+        if self._closed or self._conn is None:
+            return
+        with self._lock:
+            self._ops.append((sql, params))
+            self._urgent = True
+        if self._background:
+            self._wake.set()
 
     def _maybe_commit(self, now: float) -> None:
         if self.fault is not None and now < self._retry_at:

@@ -3,6 +3,8 @@
 The schema (:mod:`gunguard.store.schema`) is private to the store modules: the
 commands that show the history (:mod:`gunguard.operator.history`, :mod:`gunguard.operator.report`)
 and the ledger's own loading at start ask here, so a schema change touches one place.
+The treatment plans' records have their own module (:mod:`gunguard.store.plans`), read
+here with :meth:`StoreReader.plan_history`.
 Lists come in storage order (by id) unless a method says otherwise.
 """
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gunguard.core.dose import Counted, bucket_of, expand
+from gunguard.store.plans import PlanHistory, read_plan_history
 from gunguard.store.schema import StorageFault, check_store, connect, describe_error
 
 #: How long a reader waits for a lock held by the writer before it is a fault.
@@ -338,6 +341,13 @@ class StoreReader:
             Calibration(i, wall, key, old, new, how, json.loads(record), file, h)
             for i, wall, key, old, new, how, record, file, h in rows
         ]
+
+    # -- treatment plans (schema 4: gunguard.store.plans) --------------------------------------
+    def plan_history(self) -> PlanHistory:
+        """Every plan adopted, guided session (with its steps), pain score and progression
+        decision, oldest first; empty for a store before schema 4. The records are
+        documented in :mod:`gunguard.store.plans`."""
+        return read_plan_history(self._conn)
 
     # -- telemetry ------------------------------------------------------------------------------
     def session_telemetry(self, sid: int) -> Telemetry:

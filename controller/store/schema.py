@@ -131,8 +131,69 @@ CREATE TABLE calibrations (
 );
 """
 
+#: Version 4: treatment plans (docs/plans.md). The plans adopted (their document kept
+#: as adopted, so a report reads the prescription the sessions followed); each guided
+#: session with the phase it ran and how it ended; its steps with region, target and
+#: the contact counted while armed; pain scores (0-10, before/after a session or the
+#: next morning); and the progression decision taken at each session's start.
+_V4 = """
+CREATE TABLE plans (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    patient TEXT NOT NULL,
+    start_date TEXT NOT NULL,
+    document TEXT NOT NULL,
+    source TEXT NOT NULL,
+    adopted_wall REAL NOT NULL,
+    config_hash TEXT NOT NULL
+);
+CREATE TABLE plan_sessions (
+    id INTEGER PRIMARY KEY,
+    plan_id INTEGER NOT NULL REFERENCES plans(id),
+    phase INTEGER NOT NULL,
+    phase_name TEXT NOT NULL,
+    started_wall REAL NOT NULL,
+    ended_wall REAL,
+    outcome TEXT,
+    daemon_session INTEGER REFERENCES sessions(id)
+);
+CREATE TABLE plan_steps (
+    session_id INTEGER NOT NULL REFERENCES plan_sessions(id),
+    step INTEGER NOT NULL,
+    region TEXT NOT NULL,
+    target_s REAL NOT NULL,
+    rate_min_ppm REAL NOT NULL,
+    rate_max_ppm REAL NOT NULL,
+    done_s REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT,
+    started_wall REAL,
+    ended_wall REAL NOT NULL,
+    PRIMARY KEY (session_id, step)
+) WITHOUT ROWID;
+CREATE TABLE pain_scores (
+    id INTEGER PRIMARY KEY,
+    wall REAL NOT NULL,
+    value INTEGER NOT NULL CHECK (value BETWEEN 0 AND 10),
+    timing TEXT NOT NULL CHECK (timing IN ('before', 'after', 'morning')),
+    session_id INTEGER REFERENCES plan_sessions(id),
+    source TEXT NOT NULL
+);
+CREATE TABLE progression (
+    id INTEGER PRIMARY KEY,
+    wall REAL NOT NULL,
+    session_id INTEGER NOT NULL REFERENCES plan_sessions(id),
+    plan_id INTEGER NOT NULL REFERENCES plans(id),
+    from_phase INTEGER NOT NULL,
+    to_phase INTEGER NOT NULL,
+    held INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+"""
+
 #: (version, SQL): applied in order, each atomically together with its user_version.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3))
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -20,10 +20,21 @@ ALLOWED: dict[str, set[str]] = {
     "config": {"core"},
     "store": {"core", "config"},
     "link": {"core", "config"},
-    "operator": {"hardware", "core", "config", "store", "link"},
-    "assembly": {"hardware", "core", "config", "store", "link", "operator"},
-    "sim": {"hardware", "core", "config", "store", "link", "operator", "assembly"},
-    "service": {"hardware", "core", "config", "store", "link", "operator", "assembly", "sim"},
+    "plan": {"core", "config", "store"},
+    "operator": {"hardware", "core", "config", "store", "link", "plan"},
+    "assembly": {"hardware", "core", "config", "store", "link", "plan", "operator"},
+    "sim": {"hardware", "core", "config", "store", "link", "plan", "operator", "assembly"},
+    "service": {
+        "hardware",
+        "core",
+        "config",
+        "store",
+        "link",
+        "plan",
+        "operator",
+        "assembly",
+        "sim",
+    },
 }
 TOP = {"cli", "pytest_plugin", "__init__", "__main__"}
 

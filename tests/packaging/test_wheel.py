@@ -52,6 +52,10 @@ def test_the_wheel_holds_one_package_with_the_shipped_configs(wheel):
         ]
         for name in shipped:
             assert zf.read(name) == (REPO / "config" / Path(name).name).read_bytes()
+        plans = sorted(n for n in names if n.startswith("gunguard/plans/"))
+        files = sorted((REPO / "plans").glob("*.yaml"))
+        assert plans == [f"gunguard/plans/{p.name}" for p in files]
+        assert plans == ["gunguard/plans/achilles-calf-4-weeks.yaml"]
         examples = sorted(n for n in names if n.startswith("gunguard/examples/"))
         assert examples == [
             f"gunguard/examples/{p.relative_to(REPO / 'examples')}"
@@ -132,7 +136,7 @@ def test_an_installed_copy_simulates_its_example_scenarios_by_name(installed, tm
     names = subprocess.run(
         [str(installed / "bin" / "python"), "-c", probe], capture_output=True, text=True
     ).stdout
-    assert names.strip() == "['demo-live', 'demo-session']"
+    assert names.strip() == "['achilles-calf-4-weeks', 'demo-live', 'demo-session']"
 
 
 USER_PROJECT = {

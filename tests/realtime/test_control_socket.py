@@ -165,7 +165,7 @@ def test_garbage_unknown_and_oversize_lines_get_errors_and_the_client_stays(serv
         "error": {
             "code": "unknown_command",
             "message": "unknown cmd 'self_destruct'; "
-            "one of status, select_region, reset, stop, subscribe",
+            "one of status, select_region, reset, stop, subscribe, session, pain",
         },
     }
     # An over-long line arriving in pieces: one error, then the tail up to its newline

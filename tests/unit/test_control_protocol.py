@@ -75,7 +75,8 @@ def test_error_response_shape_and_id_echo():
         "id": 42,
         "error": {
             "code": "unknown_command",
-            "message": "unknown cmd 'launch'; one of status, select_region, reset, stop, subscribe",
+            "message": "unknown cmd 'launch'; one of status, select_region, reset, stop, "
+            "subscribe, session, pain",
         },
     }
     bad = error_of(b'{"cmd": "subscribe", "hz": 99, "id": "x"}')

@@ -31,5 +31,5 @@ def test_every_refusal_reason_is_listed():
 
 
 def test_every_warning_reason_is_listed():
-    listed = _codes(_section("Warnings (`warning:`", "## Output")) - {"warning"}
+    listed = _codes(_section("Warnings (`warning:`", "Session actions")) - {"warning"}
     assert listed == {r.value for r in WarningReason}

@@ -58,7 +58,7 @@ def tables(db: Path) -> set[str]:
 
 def test_schema_3_adds_the_calibrations_table_and_keeps_2():
     versions = [v for v, _ in schema.MIGRATIONS]
-    assert versions == [1, 2, 3] and schema.SCHEMA_VERSION == 3
+    assert versions[:3] == [1, 2, 3] and schema.SCHEMA_VERSION >= 3
     assert "CREATE TABLE calibrations" in schema.MIGRATIONS[2][1]
     assert "calibrations" not in schema.MIGRATIONS[1][1]
 
@@ -67,7 +67,7 @@ def test_a_calibration_creates_the_store_on_a_fresh_machine_and_history_shows_it
     db = tmp_path / "history.db"
     record(db, ZERO, SCALE)
     data = collect(db, now=W0 + 60)
-    assert data["format"] == FORMAT and data["schema_version"] == 3
+    assert data["format"] == FORMAT and data["schema_version"] == schema.SCHEMA_VERSION
     zero, scale = data["calibrations"]
     assert set(zero) == CALIBRATION_KEYS
     assert zero == {

@@ -93,8 +93,10 @@ def transcripts() -> list[Transcript]:
 
 
 def _runnable(line: str) -> bool:
+    """A command this test runs: one of RUNNABLE, its output shown (not redirected)."""
     words = line.split()
-    return len(words) > 1 and words[0] == "gunguard" and words[1] in RUNNABLE
+    shown = ">" not in words
+    return shown and len(words) > 1 and words[0] == "gunguard" and words[1] in RUNNABLE
 
 
 def _files_shown(line: str, files: dict[str, str]) -> bool:

@@ -110,7 +110,7 @@ def test_the_json_schema_is_stable(store):
     data = collect(store, now=W0 + HOUR)
     assert set(data) == TOP
     assert data["format"] == FORMAT == "gunguard-history/1"
-    assert data["schema_version"] == 3
+    assert data["schema_version"] == 4
     assert data["calibrations"] == []  # (test_calibration_store: with some)
     assert data["limits"] == {"rest_hours": 48.0, "treatment_gap_minutes": 30.0, "from_session": 1}
     assert data["clock"] == {
