@@ -2,8 +2,9 @@
 
 Every step's region must arm under the config (the supervisor's own screening, with
 today's date for scars); its rate band must lie within the region's cap; a routine
-may give a region at most one treatment's allowance at the rates it names (the
-config's bands within the built-in ceilings: 5 minutes at up to 2400 ppm, 2 above);
+must give a region less than one treatment's allowance anywhere in the rate bands it
+names (the config's bands within the built-in ceilings: 5 minutes at up to 2400 ppm, 2
+above; a band is judged at its tightest rate);
 and the plan's rest between sessions must be at least the config's ``rest_hours``.
 The problems name the plan file, its line and key, and the config's value.
 """
@@ -68,7 +69,10 @@ def check_plan(
                     "a plan may only tighten the config",
                 )
                 continue
-            allowed_s = region.allowance[bucket_of(step.rate_ppm[1])]
+            # judged where the band allows least: a config may allow less time at a
+            # low rate than at a high one, and the person may run anywhere in the band
+            low, high = bucket_of(step.rate_ppm[0]), bucket_of(step.rate_ppm[1])
+            allowed_s = min(region.allowance[low : high + 1])
             doses[step.region] = doses.get(step.region, 0.0) + step.target_s / allowed_s
         for region_name, dose in doses.items():
             minutes = sum(s.minutes for s in phase.routine if s.region == region_name)
@@ -79,7 +83,13 @@ def check_plan(
                 f"{dose:.0%} of one treatment's allowance in {config_name}"
             )
             if dose > DOSE_FULL:
-                at(problems, path, minutes, f"{text}; a routine may give at most 100 %")
+                at(
+                    problems,
+                    path,
+                    minutes,
+                    f"{text}; a routine must give less than 100 % (a whole allowance trips "
+                    "region_dose as its last target is reached)",
+                )
             elif dose >= DOSE_WARNING:
                 at(
                     warnings,

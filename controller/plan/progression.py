@@ -6,9 +6,10 @@ the next phase is entered when its entry rule holds (from a week, after enough t
 sessions, the last next-morning scores low enough) and progression is not held.
 
 **Held.** Progression is held while the newest evidence says the treatment irritates:
-pain after the latest session (that has both scores) exceeds pain before it by more
-than :data:`FLARE_RISE`, or the latest next-morning score is worse than the previous
-one. A later session or morning that no longer says so releases it.
+pain after the latest session (that has both scores; the worst after, the lowest
+before) exceeds pain before it by more than :data:`FLARE_RISE`, or the latest morning's
+score is worse than the previous morning's (scores less than :data:`SAME_MORNING_S`
+apart are one morning, its worst). A later session or morning that no longer says so releases it.
 
 **Rest.** A session may start ``rest_hours`` after the end of the latest session that
 treated anything (counted contact), and not before the plan's start date. The
@@ -21,6 +22,7 @@ seven days).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,9 @@ MORNING_DUE_S = 8 * 3600.0
 BEFORE_LINK_S = 2 * 3600.0
 #: An "after" score entered this long after a session ends still belongs to it.
 AFTER_LINK_S = 12 * 3600.0
+#: Next-morning scores less than this after the first score of a morning are the same
+#: morning (typed again, or corrected): the morning's score is the worst of them.
+SAME_MORNING_S = 12 * 3600.0
 
 
 def day_of(wall: float) -> dt.date:
@@ -67,11 +72,22 @@ def first_adopted(history: PlanHistory, name: str) -> float | None:
 
 
 def mornings(history: PlanHistory, since: float | None) -> list[PainRecord]:
-    """Next-morning scores since ``since``, in time order."""
+    """One score per morning since ``since``, in time order: scores less than
+    :data:`SAME_MORNING_S` after a morning's first are that morning, and its score is the
+    worst of them (a score typed twice is one morning; a second entry can make a morning
+    worse, never better)."""
     found = [
         p for p in history.pains if p.timing == "morning" and (since is None or p.wall >= since)
     ]
-    return sorted(found, key=lambda p: (p.wall, p.id))
+    days: list[PainRecord] = []
+    first = -math.inf
+    for score in sorted(found, key=lambda p: (p.wall, p.id)):
+        if score.wall - first >= SAME_MORNING_S:
+            days.append(score)
+            first = score.wall
+        elif score.value > days[-1].value:
+            days[-1] = score
+    return days
 
 
 def current_phase(plan: Plan, sessions: list[SessionRecord]) -> int:
@@ -91,7 +107,9 @@ def hold_reasons(
         before = [p for p in scores if p.timing == "before"]
         after = [p for p in scores if p.timing == "after"]
         if before and after:
-            b, a = before[-1].value, after[-1].value
+            # several of a kind: the lowest before, the worst after (a second entry can
+            # make a flare plainer, never hide one)
+            b, a = min(p.value for p in before), max(p.value for p in after)
             if a - b > FLARE_RISE:
                 reasons.append(
                     f"pain after the session of {iso(session.started_wall)} ({a}/10) exceeds "

@@ -24,6 +24,7 @@ deadlock with a command (this one alone, then the supervisor's).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -50,6 +51,7 @@ from gunguard.store.plans import (
     TIMINGS,
     PainRecord,
     PlanBook,
+    PlanHistory,
     PlanRecord,
     StepRecord,
 )
@@ -59,6 +61,11 @@ log = logging.getLogger(__name__)
 
 #: How often the tick check reads the step's progress.
 PROGRESS_S = 0.1
+#: How often a counting step's progress is stored while it runs (a killed daemon loses at
+#: most this much of the step's record; the ledger's own commit cadence is 0.5 s).
+CHECKPOINT_S = 1.0
+#: The detail of a step stored while it runs (the daemon died if it is still there).
+CHECKPOINT_DETAIL = "recorded while it ran: the daemon did not record the step's end"
 #: "Comfortably uncomfortable": the intensity the guidance asks for (seed 001), 0-10.
 INTENSITY = (4, 6)
 SOURCE = "session"
@@ -141,6 +148,11 @@ class SessionRunner:
         self._lock = threading.Lock()
         self._session: GuidedSession | None = None
         self._next_check = -math.inf
+        self._next_checkpoint = -math.inf
+        self._checkpointed: tuple[int, int, float] | None = None
+        #: Monotonic time each session ended in this process: its rest is judged on this
+        #: clock too (a wall clock stepped forward is no rest).
+        self._ended_mono: dict[int, float] = {}
         self.loaded: LoadedPlan | None = None
         self.record: PlanRecord | None = None
         #: Why the adopted plan cannot run now (None: it can, or none is adopted).
@@ -282,12 +294,18 @@ class SessionRunner:
         plan = loaded.plan
         now = self._clock.wall()
         history = self.book.history()
+        _trusted(history, now, "a session")
         begins = rules.start_wall(plan)
         if now < begins:
             raise SessionRefused(
                 "not_started", f"plan {record.name} starts on {plan.start_date.isoformat()}", begins
             )
         allowed = rules.next_session_from(plan, history)
+        last = rules.latest_treated(history)
+        ended = None if last is None else self._ended_mono.get(last.id)
+        if ended is not None:  # ended in this process: the monotonic clock judges too
+            left = plan.rest_hours * 3600.0 - (self._clock.monotonic() - ended)
+            allowed = max(allowed, now + left)
         if now < allowed:
             raise SessionRefused(
                 "plan_rest",
@@ -352,10 +370,12 @@ class SessionRunner:
         """Confirm: end the current step and ask for the next one's region (after the last,
         the session is completed and the region disarmed). None when completed."""
         announce: list[dict[str, Any]] = []
+        doses = self._sup.doses()  # (before this lock: see the module's locking note)
         with self._lock:
             session = self._session
             if session is None:
                 raise SessionRefused("no_session", "no session is running: gunguard session start")
+            _catch_up(session, doses)
             ended = session.record_step(self._clock.wall())
             self.book.step(ended)
             announce.append(_step_done(ended))
@@ -374,10 +394,12 @@ class SessionRunner:
     def stop(self, source: str = "cli") -> None:
         """End the session now (the current step is recorded as stopped); disarms."""
         announce: list[dict[str, Any]] = []
+        doses = self._sup.doses()
         with self._lock:
             session = self._session
             if session is None:
                 raise SessionRefused("no_session", "no session is running")
+            _catch_up(session, doses)
             ended = session.record_step(self._clock.wall(), STEP_STOPPED)
             self.book.step(ended)
             announce.append(_step_done(ended))
@@ -388,6 +410,7 @@ class SessionRunner:
     def _finish(self, session: GuidedSession, outcome: str, announce: list[dict[str, Any]]) -> None:
         """Close the session and disarm (callers hold the lock)."""
         self.book.close_session(session.record.id, wall=self._clock.wall(), outcome=outcome)
+        self._ended_mono[session.record.id] = self._clock.monotonic()
         self._session = None
         self._sup.post_intent(Select(None, SOURCE))
         announce.append({"action": outcome, "session": session.record.id})
@@ -414,7 +437,9 @@ class SessionRunner:
                 counted = session.done_s > 0.0 or session.index > 0
                 when = "after" if counted else "before"
             wall = self._clock.wall()
-            linked = rules.session_for_pain(when, self.book.history(), wall, running)
+            history = self.book.history()
+            _trusted(history, wall, "a pain score")
+            linked = rules.session_for_pain(when, history, wall, running)
             record = self.book.add_pain(
                 wall=wall, value=value, timing=when, session_id=linked, source=source
             )
@@ -431,9 +456,10 @@ class SessionRunner:
         if kind not in (events.REGION, events.REFUSED, events.TRIP) or self._session is None:
             return
         region = event.fields.get("region")
+        doses = self._sup.doses()
         contact = 0.0
         if kind == events.REGION and region is not None:
-            dose = self._sup.doses().get(region)
+            dose = doses.get(region)
             contact = dose.contact_seconds if dose is not None else 0.0
         announce: list[dict[str, Any]] = []
         with self._lock:
@@ -449,6 +475,7 @@ class SessionRunner:
                         {"action": "armed", **fields, "target_s": step.target_s, "cue": step.cue}
                     )
                 elif session.state in COUNTING and region != step.region:
+                    _catch_up(session, doses)
                     why = "disarmed" if region is None else f"{region} was selected instead"
                     session.paused(why)
                     announce.append({"action": "paused", **fields, "detail": why})
@@ -466,6 +493,7 @@ class SessionRunner:
                         }
                     )
             elif kind == events.TRIP and session.state in COUNTING:
+                _catch_up(session, doses)
                 why = f"tripped: {event.fields.get('reason')}"
                 session.paused(why)
                 announce.append({"action": "paused", **fields, "detail": why})
@@ -501,7 +529,11 @@ class SessionRunner:
         dose = self._sup.doses().get(session.step.region)
         contact = dose.contact_seconds if dose is not None else 0.0
         with self._lock:
-            if self._session is not session or not session.progress(contact):
+            if self._session is not session:
+                return None
+            reached = session.progress(contact)
+            self._checkpoint(session, now)
+            if not reached:
                 return None
             step = session.step
             cue = {
@@ -514,6 +546,18 @@ class SessionRunner:
             }
         self._sup.announce(events.SESSION, **cue)
         return None
+
+    def _checkpoint(self, session: GuidedSession, now: float) -> None:
+        """Store the counting step's progress now and then (callers hold the lock), so a
+        killed daemon leaves it recorded (``stopped``): resumed or closed at the next
+        start with what was counted."""
+        key = (session.record.id, session.index, session.done_s)
+        if now < self._next_checkpoint or session.done_s <= 0.0 or key == self._checkpointed:
+            return
+        self._next_checkpoint = now + CHECKPOINT_S
+        self._checkpointed = key
+        record = session.record_step(self._clock.wall(), STEP_STOPPED)
+        self.book.step(dataclasses.replace(record, detail=CHECKPOINT_DETAIL))
 
     # -- views ----------------------------------------------------------------------------------
     def view(self) -> SessionView | None:
@@ -554,13 +598,36 @@ class SessionRunner:
             return
         self._closed = True
         self._unsubscribe()
+        doses = self._sup.doses()
         with self._lock:
             session = self._session
             if session is not None:
+                _catch_up(session, doses)
                 if session.state in COUNTING:
                     session.paused("the daemon stopped")
                 self.book.step(session.record_step(self._clock.wall(), STEP_STOPPED))
             self._session = None
+
+
+def _catch_up(session: GuidedSession, doses: dict[str, Any]) -> None:
+    """The step's progress to the supervisor's count now (the tick check reads it only
+    every :data:`PROGRESS_S`): what a step records is what the supervisor counted."""
+    dose = doses.get(session.step.region)
+    session.progress(dose.contact_seconds if dose is not None else 0.0)
+
+
+def _trusted(history: PlanHistory, now: float, what: str) -> None:
+    """Refuse ``clock_untrusted`` when the wall clock reads earlier than a plan record."""
+    newest = history.newest_wall
+    if newest is not None and now < newest:
+        raise SessionRefused(
+            "clock_untrusted",
+            f"the wall clock reads {iso(now)}, earlier than the newest plan record "
+            f"({iso(newest)}): it stepped back, or the Pi started without a synchronised "
+            f"time; {what} cannot be placed on this clock. Synchronise it (NTP) and try "
+            f"again once it reads {iso(newest)} or later",
+            newest,
+        )
 
 
 def _step_done(ended: StepRecord) -> dict[str, Any]:

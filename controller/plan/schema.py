@@ -29,6 +29,16 @@ Label = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9]
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        # A plan has no true/false keys: `minutes: true` is a mistake, never 1 minute
+        # (pydantic would read a boolean as the number 1).
+        items = value if isinstance(value, list | tuple) else (value,)
+        if any(isinstance(v, bool) for v in items):
+            raise ValueError("a number or text is needed here, not true or false")
+        return value
+
 
 class RoutineStep(_Strict):
     """One step of a routine: which region, for how long, at what rate, and what to do."""

@@ -145,6 +145,19 @@ class PlanHistory:
     def pains_of(self, session_id: int) -> list[PainRecord]:
         return [p for p in self.pains if p.session_id == session_id]
 
+    @property
+    def newest_wall(self) -> float | None:
+        """The newest wall time any plan record holds (None: none): a wall clock behind
+        it is untrusted (docs/history.md)."""
+        walls = [p.adopted_wall for p in self.plans]
+        walls += [p.wall for p in self.pains]
+        walls += [d.wall for d in self.decisions]
+        for s in self.sessions:
+            walls.append(s.started_wall)
+            walls += [s.ended_wall] if s.ended_wall is not None else []
+            walls += [st.ended_wall for st in s.steps]
+        return max(walls, default=None)
+
 
 # -- reading ------------------------------------------------------------------------------
 _PLAN = (

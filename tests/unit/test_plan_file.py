@@ -126,7 +126,8 @@ def test_a_plan_only_tightens_the_config():
         "achilles-tendinopathy: not_allowed: leave the tendon alone until it has calmed down",
         "p.yaml:7: phases[0].routine[0].minutes = 5.5: phase one gives calf-left 5.5 min at the "
         "rates it names: 110% of one treatment's allowance in achilles-tendinopathy; a routine "
-        "may give at most 100 %",
+        "must give less than 100 % (a whole allowance trips region_dose as its last target is "
+        "reached)",
         "p.yaml:13: phases[1].routine[0].rate_ppm = [2000.0, 2500.0]: above calf-left's cap of "
         "2400 ppm in achilles-tendinopathy: a plan may only tighten the config",
     ]
@@ -160,8 +161,8 @@ def test_above_2400_ppm_a_step_counts_against_the_two_minute_allowance():
     problems, _ = checked(text, "default")
     assert problems == [
         "p.yaml:12: phases[1].routine[0].minutes = 3.0: phase two gives calf-left 3 min at the "
-        "rates it names: 150% of one treatment's allowance in default; a routine may give at "
-        "most 100 %"
+        "rates it names: 150% of one treatment's allowance in default; a routine must give "
+        "less than 100 % (a whole allowance trips region_dose as its last target is reached)"
     ]
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from gunguard.core.plugins import LongPress
 from gunguard.plan.files import parse_plan
-from gunguard.plan.runner import SessionRefused
+from gunguard.plan.runner import CHECKPOINT_DETAIL, SessionRefused
 from gunguard.sim.simulate import close_book, ledger_factory
 from gunguard.store.queries import open_reader
 
@@ -109,8 +109,10 @@ def test_a_refused_step_arms_nothing_else_and_a_trip_is_never_overridden(bench):
     assert bench.supervisor.region == "calf-right" and bench.power_on
     (record,) = bench.runner.book.history().sessions
     assert [(s.step, s.outcome) for s in bench.runner.book.history().sessions[0].steps] == [
-        (1, "refused")
+        (1, "refused"),
+        (2, "stopped"),  # stored while it runs (every second), in case the daemon dies
     ]
+    assert record.steps[1].detail == CHECKPOINT_DETAIL
     assert record.outcome is None  # still running
 
 
