@@ -57,6 +57,15 @@ class RoutineStep(_Strict):
         description="What the person does in this step, shown while it runs."
     )
 
+    @field_validator("cue")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        # The cue is printed on the dashboard and in reports: a control character (an
+        # escape sequence, a newline) could redraw or hide what the person must see.
+        if not value.isprintable():
+            raise ValueError("the cue must be one line of printable text (no control characters)")
+        return value
+
     @field_validator("region")
     @classmethod
     def _known_region(cls, value: str) -> str:

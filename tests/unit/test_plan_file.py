@@ -102,6 +102,11 @@ def test_unknown_keys_and_bad_values_name_file_line_and_key():
             "p.yaml:10: phases[1].entry: give at least one of from_week, min_sessions, "
             "morning_pain",
         ),
+        (
+            ("[1800, 2200], cue: left", '[1800, 2200], cue: "left\\e[2J"'),
+            "p.yaml:7: phases[0].routine[0].cue = 'left\\x1b[2J': the cue must be one line "
+            "of printable text (no control characters)",
+        ),
     ],
 )
 def test_the_shape_is_checked(change, expected):
