@@ -166,7 +166,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_CONFIG
-        from gunguard.operator.plan_report import plan_report_command
+        from gunguard.operator.plan_export import plan_report_command
 
         return plan_report_command(args.db, args.config, pdf=args.pdf, csv=args.csv, fhir=args.fhir)
     given = [flag for flag, value in plan_outputs.items() if value]
