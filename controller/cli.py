@@ -156,7 +156,23 @@ def cmd_client(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """A treatment's stored telemetry as a PNG plot and/or JSON."""
+    """A treatment's stored telemetry as a PNG plot and/or JSON; with --plan, the treatment
+    plan's record as a PDF, a CSV and a FHIR bundle."""
+    plan_outputs = {"--pdf": args.pdf, "--csv": args.csv, "--fhir": args.fhir}
+    if args.plan:
+        if args.plot or args.json:
+            print(
+                "gunguard report: --plan writes --pdf, --csv, --fhir (not --plot, --json)",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        from gunguard.operator.plan_export import plan_report_command
+
+        return plan_report_command(args.db, args.config, pdf=args.pdf, csv=args.csv, fhir=args.fhir)
+    given = [flag for flag, value in plan_outputs.items() if value]
+    if given:
+        print(f"gunguard report: {', '.join(given)} go with --plan", file=sys.stderr)
+        return EXIT_CONFIG
     from gunguard.operator.report import report_command
 
     return report_command(
@@ -358,8 +374,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="a whole daemon session, every region (default: the newest)",
     )
+    which.add_argument(
+        "--plan",
+        action="store_true",
+        help="the treatment plan's record (docs/plans.md): a summary, or --pdf/--csv/--fhir",
+    )
     p.add_argument("--plot", metavar="FILE.png", help="draw the plot into this PNG file")
     p.add_argument("--json", action="store_true", help="the plotted numbers as JSON")
+    p.add_argument(
+        "--pdf", metavar="FILE.pdf", help="with --plan: the report for a physiotherapist"
+    )
+    p.add_argument(
+        "--csv", metavar="FILE.csv", help="with --plan: every step, pain score, decision"
+    )
+    p.add_argument("--fhir", metavar="FILE.json", help="with --plan: a FHIR R4 JSON Bundle")
     p.add_argument("--db", help="the store (default: storage.path of --config, else the state dir)")
     p.add_argument(
         "--config", help="config for the limit lines (default: the shipped one the session ran)"

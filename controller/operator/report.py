@@ -941,6 +941,14 @@ def _human(report: Report, plot: Path | None) -> list[str]:
     return lines
 
 
+def store_path(db: str | None, config: str | None) -> Path:
+    """The store a report reads: ``--db``, else ``storage.path`` of ``--config``, else the
+    state directory (raises :class:`ConfigError` for an invalid ``--config``)."""
+    if db is not None:
+        return Path(db)
+    return default_storage_path(configfile.load(config) if config is not None else GunguardConfig())
+
+
 def report_command(
     db: str | None,
     config: str | None,
@@ -953,12 +961,7 @@ def report_command(
 ) -> int:
     """The command: 0 done; 1 nothing to report; 2 invalid --config; 4 unreadable store."""
     try:
-        if db is not None:
-            path = Path(db)
-        else:
-            path = default_storage_path(
-                configfile.load(config) if config is not None else GunguardConfig()
-            )
+        path = store_path(db, config)
         report = load(path, treatment, config, session=session, whole_session=whole_session)
     except ConfigError as exc:
         print(
