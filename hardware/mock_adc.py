@@ -54,6 +54,10 @@ class SimulatedAdc:
         self._source = source
         self._full_scale = (1 << bits) - 1
 
+    def connect(self, source: Callable[[], float]) -> None:
+        """Read from ``source`` from now on (the simulated gun, built after the rig)."""
+        self._source = source
+
     @property
     def value(self) -> float:
         raw = self._source()

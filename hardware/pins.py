@@ -12,6 +12,7 @@ import time
 import warnings
 from collections import deque
 from importlib.metadata import entry_points
+from operator import attrgetter
 from typing import Any, Protocol
 
 from gpiozero import Device, PinFactoryFallback
@@ -46,6 +47,10 @@ class ClockedMockPin(MockPin):
         # MockPin.clear_states stamps real time; this pin lives on the factory's clock.
         self._last_change = self._factory.ticks()
         self.states = deque([PinState(0.0, self._state)], maxlen=self.HISTORY)
+
+    #: gpiozero's ``state`` reads through a lambda and ``_get_state``; the simulated gun
+    #: reads the motor pin before every tick, so read the same attribute directly.
+    state = property(attrgetter("_state"), lambda self, value: self._set_state(value))
 
     @property
     def last_change(self) -> float:

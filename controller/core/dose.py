@@ -77,7 +77,7 @@ def allowance_for(
 
 def tightest(a: Allowance, b: Allowance | None) -> Allowance:
     """The elementwise smaller of two allowances (None: no earlier one)."""
-    if b is None:
+    if b is None or a == b:  # (the usual case: judged by one allowance throughout)
         return a
     return tuple(x if x <= y else y for x, y in zip(a, b, strict=True))
 

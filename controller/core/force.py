@@ -102,6 +102,8 @@ class ForceWindow:
         self.clear()
 
     def add(self, now: float, dt: float, force_n: float, limit_n: float) -> None:
+        """One tick's sample; the control loop's hot path (no call in the common case: a
+        tick in, the oldest out)."""
         if limit_n != self.limit:
             self._rejudge(limit_n)
         over = self._over
@@ -116,24 +118,34 @@ class ForceWindow:
         self._duration = duration
         cap = self.CAPACITY
         head, count = self._head, self._count
+        ring_t, ring_over = self._ring_t, self._ring_over
+        ring_impulse, ring_duration = self._ring_impulse, self._ring_duration
         if count == cap:  # full (faster than the ring was sized for): drop the oldest
             self._drop(head)
-            head = (head + 1) % cap
+            head = head + 1 if head + 1 < cap else 0
             count -= 1
-        slot = (head + count) % cap
-        self._ring_t[slot] = now
-        self._ring_over[slot] = over
-        self._ring_impulse[slot] = impulse
-        self._ring_duration[slot] = duration
+        slot = head + count
+        if slot >= cap:
+            slot -= cap
+        ring_t[slot] = now
+        ring_over[slot] = over
+        ring_impulse[slot] = impulse
+        ring_duration[slot] = duration
         self._ring_force[slot] = force_n
         self._ring_dt[slot] = dt
         count += 1
         start = now - self._window_s + 1e-9  # (a sample ending exactly there is out)
-        ring_t = self._ring_t
-        while ring_t[head] <= start:
-            self._drop(head)
-            head = (head + 1) % cap
-            count -= 1
+        if ring_t[head] <= start:
+            # Expire: the totals just after the last sample that leaves become the base.
+            while True:
+                last = head
+                head = head + 1 if head + 1 < cap else 0
+                count -= 1
+                if ring_t[head] > start:
+                    break
+            self._base_over = ring_over[last]
+            self._base_impulse = ring_impulse[last]
+            self._base_duration = ring_duration[last]
         self._head, self._count = head, count
         self.over_s = over - self._base_over
         self.impulse = impulse - self._base_impulse

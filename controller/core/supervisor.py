@@ -156,6 +156,9 @@ class Supervisor:
         self._coasting: RegionDose | None = None
         self._last_raw = -1.0
         self._raw_since = now
+        #: The dose bucket of the last rate counted (:func:`bucket_of`, remembered).
+        self._bucket_rate = 0.0
+        self._bucket = 0
         self.rate_ppm = 0.0
         self.force_n = 0.0
         self.configure(limits, config_tag)
@@ -605,7 +608,8 @@ class Supervisor:
     def tick(self) -> None:
         """One control-loop iteration. Any exception here trips and leaves power off."""
         now = self._clock.monotonic()
-        self._enter()
+        self._lock.acquire()  # (:meth:`_enter`, inlined: this runs a thousand times a second)
+        self._depth += 1
         try:
             self._tick(now)
         except Exception as exc:
@@ -670,7 +674,9 @@ class Supervisor:
                 )
             dose = self._dose
             if dose is not None and percussing:
-                bucket = bucket_of(rate)
+                if rate != self._bucket_rate:  # (it changes at tach edges, not every tick)
+                    self._bucket, self._bucket_rate = bucket_of(rate), rate
+                bucket = self._bucket
                 contact_s = gap if contact else 0.0
                 level = dose.add(bucket, contact_s, gap)
                 self.book.add(region.name, bucket, contact_s, gap, self._clock.wall())
@@ -703,7 +709,9 @@ class Supervisor:
             # toggling the region off and on must not get the coast-down for free).
             coasting = self._coasting
             if percussing:
-                bucket = bucket_of(rate)
+                if rate != self._bucket_rate:
+                    self._bucket, self._bucket_rate = bucket_of(rate), rate
+                bucket = self._bucket
                 contact_s = gap if contact else 0.0
                 coasting.add(bucket, contact_s, gap)
                 self.book.add(coasting.limits.name, bucket, contact_s, gap, self._clock.wall())

@@ -7,6 +7,7 @@ so :func:`parse_plan` reads a stored document exactly as :func:`load_plan` reads
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -82,7 +83,17 @@ def load_plan(name_or_path: str, relative_to: Path | None = None) -> LoadedPlan:
 
 
 def parse_plan(document: str, source: str, name: str) -> LoadedPlan:
-    """A plan from its text; errors located in ``source``."""
+    """A plan from its text; errors located in ``source``.
+
+    Remembered for a few documents (the result is immutable and depends only on the
+    arguments): every start reads the adopted plan again, and in virtual time a
+    four-week plan has a reboot every morning.
+    """
+    return _parse_plan(document, source, name)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_plan(document: str, source: str, name: str) -> LoadedPlan:
     data, lines = parse_yaml(document, source)
     if not isinstance(data, dict):
         raise ConfigError(

@@ -202,28 +202,28 @@ class Bench:
         index = self._tick_index
         stall_until = self._stall_until
         pump_book = self._pump_book
-        skip = self.skip_idle and self.link is None
+        supervisor = self.supervisor
+        linked = self.link is not None
+        skip = self.skip_idle and not linked
         next_check = -math.inf
         while True:
             next_tick = origin + index * period
             if next_tick > t:
                 break
-            if (
-                skip
-                and next_tick >= next_check
-                and next_tick >= stall_until
-                and not self.supervisor.power_on
-            ):
-                resumed = self._skip_idle(t, origin, index, period)
-                if resumed > index:
-                    index = resumed
-                    continue
-                if resumed == NOT_IDLE:
+            if skip and next_tick >= next_check and next_tick >= stall_until:
+                if supervisor.power_on:  # armed: not idle for a while (look again later)
                     next_check = next_tick + IDLE_CHECK_S
+                else:
+                    resumed = self._skip_idle(t, origin, index, period)
+                    if resumed > index:
+                        index = resumed
+                        continue
+                    if resumed == NOT_IDLE:
+                        next_check = next_tick + IDLE_CHECK_S
             index += 1
             sim.advance(next_tick)
             clock.advance_to(next_tick)
-            if self.link is not None and next_tick >= self._next_pump:
+            if linked and next_tick >= self._next_pump:
                 self._pump(next_tick)
             if next_tick >= stall_until:
                 tick()

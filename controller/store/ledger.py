@@ -442,7 +442,9 @@ class Ledger:
         self, region: str, bucket: int, contact_s: float, percussion_s: float, wall: float
     ) -> None:
         """The hot path: add to memory under a tiny lock; the writer stores it."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # (not ``with``: about half the cost, and this runs every tick)
+        try:
             mono = self._clock.monotonic()
             off = wall - mono
             d = off - self._offset
@@ -464,6 +466,8 @@ class Ledger:
             if stamp > self._newest_here:
                 self._newest_here = stamp
             self._dirty[t.id] = t
+        finally:
+            lock.release()
 
     def judged_by(self, region: str, allowance: Allowance) -> None:
         """Keep the tightest allowance the region's treatment in progress was judged by.
@@ -697,8 +701,6 @@ class Ledger:
         The bench calls it after every tick, outside the supervisor's lock; the ledger
         also pumps itself before judging an admission and after a recorded event.
         """
-        if self._background or self._pumping or self._closed or self._conn is None:
-            return
         now = self._clock.monotonic()
         if (
             now < self._next_sample
@@ -708,7 +710,9 @@ class Ledger:
             and self.fault is None
             and (self._last_active is not False or now < self._next_idle_sample)
         ):
-            return  # nothing due: the common case between samples
+            return  # nothing due: the common case between samples (checked first)
+        if self._background or self._pumping or self._closed or self._conn is None:
+            return
         self._pumping = True
         try:
             idle_due = self._last_active is False and now >= self._next_idle_sample
