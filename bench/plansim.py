@@ -151,8 +151,11 @@ def plan_simulation(repeats: int) -> Section:
     section.notes += [
         "What is left after the skips is the sessions themselves: every tick of about "
         f"{inproc['ticks_run'] / 60000:.0f} minutes of percussion at 1 kHz, edges included, "
-        "with the ledger recording as in simulate. The run time is therefore about the "
-        "ticks run times the machine's cost per tick (simulate_speed).",
+        "with the ledger recording as in simulate. The run time is about the ticks run "
+        "times the machine's cost per tick (simulate_speed), plus a part that does not "
+        "depend on the loop rate (the idle skips' ledger samples and commits, the tach "
+        "edges through gpiozero, the reboots): the 1 kHz and 200 Hz runs together give "
+        "both parts.",
         "Idle stretches cost one ledger sample and commit per simulated minute (its "
         "once-a-minute idle telemetry), as the daemon's writer would do.",
     ]

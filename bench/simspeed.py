@@ -44,27 +44,24 @@ def _cli_once() -> float:
     return wall
 
 
-def _in_process_once(with_ledger: bool) -> tuple[float, int]:
-    """The scenario player alone; with the ledger as ``gunguard simulate`` records, or not."""
+def in_process_once(with_ledger: bool, scenario_file: Path = SCENARIO) -> tuple[float, int]:
+    """The scenario player alone; with the ledger as ``gunguard simulate`` records, or not.
+    Returns the wall seconds and the tach pin changes."""
     from gunguard.config import loader as configfile
     from gunguard.sim.bench import Bench
     from gunguard.sim.scenario import load_scenario, play
 
-    scenario = load_scenario(SCENARIO)
+    scenario = load_scenario(scenario_file)
     assert scenario.config is not None
-    cfg = configfile.load(scenario.config, relative_to=SCENARIO.parent)
+    cfg = configfile.load(scenario.config, relative_to=scenario_file.parent)
     logging.getLogger("gunguard").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="gunguard-bench-") as tmp:
         kwargs: dict[str, Any] = {}
-        link = None
         if with_ledger:
-            from gunguard.sim.simulate import BenchLink, ledger_factory
+            from gunguard.sim.simulate import ledger_factory
 
-            link = BenchLink()
-            kwargs["book_factory"] = ledger_factory(cfg, Path(tmp) / "history.db", link)
+            kwargs["book_factory"] = ledger_factory(cfg, Path(tmp) / "history.db")
         bench = Bench(cfg, seed=scenario.seed, **kwargs)
-        if link is not None:
-            link.bench = bench
         edges = 0
 
         def count(t: float, active: bool) -> None:
@@ -83,16 +80,8 @@ def _in_process_once(with_ledger: bool) -> tuple[float, int]:
             if close is not None:
                 close()
     if bench.trips():
-        raise RuntimeError(f"{SCENARIO.name} tripped: {bench.trips()}")
+        raise RuntimeError(f"{scenario_file.name} tripped: {bench.trips()}")
     return wall, edges
-
-
-def _ledger_in_simulate() -> bool:
-    try:
-        from gunguard.sim.simulate import BenchLink, ledger_factory  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def simulate_speed(repeats: int) -> Section:
@@ -101,10 +90,9 @@ def simulate_speed(repeats: int) -> Section:
     from gunguard.sim.scenario import load_scenario
 
     duration = load_scenario(SCENARIO).duration
-    ledger = _ledger_in_simulate()
     cli = [_cli_once() for _ in range(repeats)]
-    inproc = [_in_process_once(False) for _ in range(repeats)]
-    in_ledger = [_in_process_once(True)[0] for _ in range(repeats)] if ledger else []
+    inproc = [in_process_once(False) for _ in range(repeats)]
+    in_ledger = [in_process_once(True)[0] for _ in range(repeats)]
     cli_median = statistics.median(cli)
     in_median = statistics.median(w for w, _ in inproc)
     edges = inproc[0][1]
@@ -141,18 +129,12 @@ def simulate_speed(repeats: int) -> Section:
                     round(duration / in_median, 1),
                     round(in_median / ticks * 1e6, 2),
                 ],
-                *(
-                    [
-                        [
-                            "scenario player in-process, with the ledger (as simulate)",
-                            round(statistics.median(in_ledger), 3),
-                            round(duration / statistics.median(in_ledger), 1),
-                            round(statistics.median(in_ledger) / ticks * 1e6, 2),
-                        ]
-                    ]
-                    if in_ledger
-                    else []
-                ),
+                [
+                    "scenario player in-process, with the ledger (as simulate)",
+                    round(statistics.median(in_ledger), 3),
+                    round(duration / statistics.median(in_ledger), 1),
+                    round(statistics.median(in_ledger) / ticks * 1e6, 2),
+                ],
             ],
         )
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from bench import breach
+from bench import breach, simspeed
 
 
 def test_the_virtual_overspeed_benchmark_runs_and_detects_every_step(caplog):
@@ -19,3 +19,17 @@ def test_the_virtual_overspeed_benchmark_runs_and_detects_every_step(caplog):
     assert len(table.rows) == 12
     assert all(row[no_trip] == 0 for row in table.rows)
     assert section.metrics[0].value <= 3.0  # pulse periods, the bound
+
+
+def test_the_simulate_speed_benchmark_plays_a_scenario_with_and_without_the_ledger(
+    caplog, tmp_path
+):
+    caplog.set_level(logging.CRITICAL)
+    # The benchmark's own scenario, cut to its first three seconds.
+    text = simspeed.SCENARIO.read_text().replace("duration: 600", "duration: 3")
+    short = tmp_path / "short.yaml"
+    short.write_text(text.split("  - {at: 200.0")[0])
+    for with_ledger in (False, True):
+        wall, edges = simspeed.in_process_once(with_ledger, short)
+        assert wall > 0.0
+        assert edges > 0  # the gun percussed through gpiozero's callbacks
