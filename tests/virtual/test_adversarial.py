@@ -510,8 +510,12 @@ def test_g5_stop_start_toggling_counts_the_coast_down():
     supervisor counts dose only while a region is selected: half the percussion goes
     uncounted. At the region_dose trip the calf has had about 600 s of percussion in
     contact at 2200 ppm against the 300 s allowance. (After a *trip* the coasting motor is
-    counted, since the region stays selected; after a stop it is not.)"""
-    bench = Bench(ACHILLES)
+    counted, since the region stays selected; after a stop it is not.) Played here against
+    a 1-minute allowance, a fifth of the shipped one, to keep the suite quick."""
+    limits = dict(ACHILLES_RAW["limits"])
+    limits["bands"] = [{"up_to_ppm": 2400, "max_minutes": 1.0}]
+    allowance_s = 60.0
+    bench = Bench(achilles(limits=limits))
     in_contact = [0.0]  # the simulated gun's own truth: motor turning, head pressed
     sup = bench.supervisor
     original = sup.tick
@@ -526,7 +530,7 @@ def test_g5_stop_start_toggling_counts_the_coast_down():
         assert bench.select("calf-left") is None
         bench.gun(ppm=2200, force_n=30)
         bench.run(0.5)  # spun up (0.4 s ramp)
-        while bench.now < 900.0 and not bench.trips():
+        while bench.now < 3 * allowance_s and not bench.trips():
             bench.select(None)
             bench.run(0.05)
             bench.select("calf-left")
@@ -534,4 +538,4 @@ def test_g5_stop_start_toggling_counts_the_coast_down():
         counted = sup.doses()["calf-left"].contact_seconds
     finally:
         bench.close()
-    assert in_contact[0] <= 300.0 + 1.0, (in_contact[0], counted, bench.trips())
+    assert in_contact[0] <= allowance_s + 1.0, (in_contact[0], counted, bench.trips())

@@ -819,14 +819,14 @@ def test_simulate_db_keeps_history_between_runs_and_a_bad_db_is_refused(tmp_path
 
 def test_simulate_is_deterministic(tmp_path):
     scenario = """\
-    duration: 600
+    duration: 200
     steps:
       - {at: 0, region: calf-left}
       - {at: 0, gun: {ppm: 2200, force_n: 30}}
-      - {at: 100, restart: true}
-      - {at: 101, region: calf-left}
-      - {at: 200, wall_clock: "+49h"}
-      - {at: 250, wall_clock: "-2h"}
+      - {at: 50, restart: true}
+      - {at: 51, region: calf-left}
+      - {at: 100, wall_clock: "+49h"}
+      - {at: 150, wall_clock: "-2h"}
     """
     first, _ = simulate(tmp_path, scenario)
     second, _ = simulate(tmp_path, scenario)
