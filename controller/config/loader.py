@@ -217,40 +217,67 @@ def validate(
     return cfg
 
 
+@dataclass(frozen=True)
+class ShippedFiles:
+    """Files gunguard ships and finds by name: configs, plans, example scenarios.
+
+    Inside the wheel they are ``gunguard/<packaged>/``, in a checkout ``<checkout>/``.
+    A name without ``/`` that is no file names one of them (``.yaml`` optional).
+    """
+
+    packaged: str  # the folder inside the wheel's gunguard package
+    checkout: str  # the folder at the root of a checkout
+    kind: str  # what one is called in an error: config, plan, example
+
+    def folder(self) -> Path:
+        packaged = resources.files("gunguard") / self.packaged
+        if packaged.is_dir():
+            return Path(str(packaged))
+        return Path(__file__).resolve().parents[2] / self.checkout
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.folder().glob("*.yaml"))
+
+    def find(self, name_or_path: str, relative_to: Path | None = None) -> Path:
+        """A path to an existing file (relative to ``relative_to`` if given), or a shipped
+        file's name; :class:`ConfigError` naming the shipped ones otherwise."""
+        candidate = Path(name_or_path).expanduser()
+        if relative_to is not None and not candidate.is_absolute():
+            candidate = relative_to / candidate
+        if candidate.is_file():
+            return candidate
+        shipped = self.folder() / f"{name_or_path.removesuffix('.yaml')}.yaml"
+        if "/" not in name_or_path and shipped.is_file():
+            return shipped
+        raise ConfigError(
+            [
+                LocatedProblem(
+                    name_or_path,
+                    None,
+                    (),
+                    _MISSING,
+                    f"no such file, and not a shipped {self.kind} "
+                    f"(shipped: {', '.join(self.names())})",
+                )
+            ]
+        )
+
+
+SHIPPED_CONFIGS = ShippedFiles("configs", "config", "config")
+
+
 def shipped_dir() -> Path:
     """Where the shipped configs are: inside the wheel, or ``config/`` in a checkout."""
-    packaged = resources.files("gunguard") / "configs"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "config"
+    return SHIPPED_CONFIGS.folder()
 
 
 def shipped_names() -> list[str]:
-    return sorted(p.stem for p in shipped_dir().glob("*.yaml"))
+    return SHIPPED_CONFIGS.names()
 
 
 def resolve(name_or_path: str, relative_to: Path | None = None) -> Path:
     """A path to an existing file, or a shipped config's name (``achilles-tendinopathy``)."""
-    candidate = Path(name_or_path).expanduser()
-    if relative_to is not None and not candidate.is_absolute():
-        candidate = relative_to / candidate
-    if candidate.is_file():
-        return candidate
-    stem = name_or_path.removesuffix(".yaml")
-    shipped = shipped_dir() / f"{stem}.yaml"
-    if "/" not in name_or_path and shipped.is_file():
-        return shipped
-    raise ConfigError(
-        [
-            LocatedProblem(
-                name_or_path,
-                None,
-                (),
-                _MISSING,
-                f"no such file, and not a shipped config (shipped: {', '.join(shipped_names())})",
-            )
-        ]
-    )
+    return SHIPPED_CONFIGS.find(name_or_path, relative_to)
 
 
 def _read_text(path: Path) -> str:

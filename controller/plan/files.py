@@ -11,12 +11,18 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from gunguard.config.loader import MISSING, ConfigError, LocatedProblem, YamlLines, parse_yaml
+from gunguard.config.loader import (
+    MISSING,
+    ConfigError,
+    LocatedProblem,
+    ShippedFiles,
+    YamlLines,
+    parse_yaml,
+)
 from gunguard.plan.schema import Plan
 
 
@@ -35,39 +41,21 @@ class LoadedPlan:
         return self.lines.line_of(path)
 
 
+SHIPPED_PLANS = ShippedFiles("plans", "plans", "plan")
+
+
 def shipped_dir() -> Path:
     """The shipped plans: inside the wheel (``gunguard/plans``), or ``plans/`` in a checkout."""
-    packaged = resources.files("gunguard") / "plans"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "plans"
+    return SHIPPED_PLANS.folder()
 
 
 def shipped_names() -> list[str]:
-    return sorted(p.stem for p in shipped_dir().glob("*.yaml"))
+    return SHIPPED_PLANS.names()
 
 
 def resolve(name_or_path: str, relative_to: Path | None = None) -> Path:
     """A path to an existing file, or a shipped plan's name (``achilles-calf-4-weeks``)."""
-    candidate = Path(name_or_path).expanduser()
-    if relative_to is not None and not candidate.is_absolute():
-        candidate = relative_to / candidate
-    if candidate.is_file():
-        return candidate
-    shipped = shipped_dir() / f"{name_or_path.removesuffix('.yaml')}.yaml"
-    if "/" not in name_or_path and shipped.is_file():
-        return shipped
-    raise ConfigError(
-        [
-            LocatedProblem(
-                name_or_path,
-                None,
-                (),
-                MISSING,
-                f"no such file, and not a shipped plan (shipped: {', '.join(shipped_names())})",
-            )
-        ]
-    )
+    return SHIPPED_PLANS.find(name_or_path, relative_to)
 
 
 def load_plan(name_or_path: str, relative_to: Path | None = None) -> LoadedPlan:

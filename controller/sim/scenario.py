@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,7 +23,14 @@ from pydantic import (
     model_validator,
 )
 
-from gunguard.config.loader import MISSING, ConfigError, LocatedProblem, YamlLines, parse_yaml
+from gunguard.config.loader import (
+    MISSING,
+    ConfigError,
+    LocatedProblem,
+    ShippedFiles,
+    YamlLines,
+    parse_yaml,
+)
 from gunguard.config.schema import GunguardConfig
 from gunguard.core import events
 from gunguard.core.reasons import REFUSAL_REASONS, TRIP_REASONS, WARNING_REASONS
@@ -293,38 +299,22 @@ class Scenario(_Strict):
         return self
 
 
+SHIPPED_EXAMPLES = ShippedFiles("examples", "examples", "example")
+
+
 def examples_dir() -> Path:
     """The example scenarios: inside the wheel, or ``examples/`` in a checkout."""
-    packaged = resources.files("gunguard") / "examples"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "examples"
+    return SHIPPED_EXAMPLES.folder()
 
 
 def example_names() -> list[str]:
     """The example scenarios (``examples/serial/`` holds a config, not a scenario)."""
-    return sorted(p.stem for p in examples_dir().glob("*.yaml"))
+    return SHIPPED_EXAMPLES.names()
 
 
 def find_scenario(name_or_path: str) -> Path:
     """A scenario file, or a shipped example by name (``demo-session``, ``demo-live``)."""
-    candidate = Path(name_or_path).expanduser()
-    if candidate.is_file():
-        return candidate
-    shipped = examples_dir() / f"{name_or_path.removesuffix('.yaml')}.yaml"
-    if "/" not in name_or_path and shipped.is_file():
-        return shipped
-    raise ConfigError(
-        [
-            LocatedProblem(
-                name_or_path,
-                None,
-                (),
-                MISSING,
-                f"no such file, and not a shipped example (shipped: {', '.join(example_names())})",
-            )
-        ]
-    )
+    return SHIPPED_EXAMPLES.find(name_or_path)
 
 
 def load_scenario(path: Path) -> Scenario:
