@@ -38,6 +38,7 @@ from gunguard.config.resolve import resolve_limits
 from gunguard.config.schema import GunguardConfig
 from gunguard.core.limits import OVERSPEED_CONFIRM
 from gunguard.core.reasons import TripReason
+from gunguard.core.supervisor import Supervisor
 from gunguard.sim.bench import Bench
 
 CONFIG = "achilles-tendinopathy"  # calf-left: cap 2400 ppm, trips above 2448 ppm
@@ -65,6 +66,23 @@ def config(name: str = CONFIG, **changes: Any) -> GunguardConfig:
     return configfile.validate(data, f"{name} (bench)")
 
 
+def _fresh_trial(sup: Supervisor) -> None:
+    """Reset, and forget the last trial's rate and force history.
+
+    A reset keeps the last 0.25 s of percussions and the last second of force, so that
+    arming is refused ``over_limit`` straight after an overspeed or an overforce
+    (docs/safety.md; tests/virtual/test_adversarial.py holds that rule). Each trial
+    here stands for a new treatment long after the last one: waiting the windows out
+    in real time would add minutes to the bench, so the bench clears them under the
+    supervisor's lock. Only the cut path is measured.
+    """
+    sup.reset()
+    with sup._lock:  # (a bench reaching in on purpose: no such call exists for a daemon)
+        assert sup._meter is not None
+        sup._meter.clear()
+        sup._force_window.clear()
+
+
 # -- overspeed, real time ------------------------------------------------------------------
 def _overspeed_trials(
     cfg: GunguardConfig, trials: int, ppm: float, seed: int
@@ -85,7 +103,7 @@ def _overspeed_trials(
         attempts = 0
         while len(latencies) < trials and attempts < 2 * trials + 10:
             attempts += 1
-            sup.reset()
+            _fresh_trial(sup)
             if sup.select_region(REGION) is not None or not sup.power_on:
                 rejects["not armed"] += 1
                 continue
@@ -348,7 +366,7 @@ def _overforce_trials(
             attempts += 1
             adc.raw = baseline
             time.sleep(0.002)
-            sup.reset()
+            _fresh_trial(sup)
             if sup.select_region(REGION) is not None or not sup.power_on:
                 rejects["not armed"] += 1
                 continue

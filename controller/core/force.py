@@ -157,7 +157,16 @@ class ForceWindow:
         self._expire(now)
         if limit_n != self.limit:
             self._rejudge(limit_n)
-        return self.over_s >= debounce_s - 1e-9 or self.mean_n > limit_n
+        return self.over_debounce(debounce_s) or self.mean_n > limit_n
+
+    def over_debounce(self, debounce_s: float) -> bool:
+        """Whether the time above the limit in the window has reached ``debounce_s``.
+
+        Some time above it is always needed: with no debounce (0 ms) one sample above the
+        limit trips, and a window with none above it never does. The tolerance absorbs
+        the rounding of a sum of tick lengths."""
+        over = self.over_s
+        return over > 0.0 and over >= debounce_s - 1e-9
 
     def _expire(self, now: float) -> None:
         cap = self.CAPACITY

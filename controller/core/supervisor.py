@@ -659,7 +659,7 @@ class Supervisor:
         # Every tick, armed or not: a re-arm is judged on the last second as it was.
         window.add(now, gap, force, region.max_force_n if region is not None else window.limit)
         if region is not None:
-            if window.over_s >= lim.force_debounce_s - 1e-9:  # (sums of ticks: rounding)
+            if window.over_debounce(lim.force_debounce_s):
                 self.trip(
                     TripReason.OVERFORCE,
                     f"{force:.1f} N; above {region.name}'s {region.max_force_n:g} N for "

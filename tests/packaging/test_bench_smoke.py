@@ -33,3 +33,16 @@ def test_the_simulate_speed_benchmark_plays_a_scenario_with_and_without_the_ledg
         wall, edges = simspeed.in_process_once(with_ledger, short)
         assert wall > 0.0
         assert edges > 0  # the gun percussed through gpiozero's callbacks
+
+
+def test_the_real_time_breach_benchmarks_arm_every_trial(caplog):
+    """Each trial re-arms straight after the last one's trip: the benchmark clears the
+    windows a reset keeps, or every trial would be refused over_limit (it was, unseen)."""
+    caplog.set_level(logging.CRITICAL)
+    cut, _, rejects = breach._overforce_trials(
+        breach.config(limits__force_debounce_ms=0.0), 3, seed=1
+    )
+    assert len(cut) == 3
+    assert "not armed" not in rejects
+    _, _, rejects = breach._overspeed_trials(breach.config(), 2, ppm=2800.0, seed=1)
+    assert "not armed" not in rejects

@@ -450,6 +450,25 @@ def test_overforce_debounce_boundary(bench, held_ms, trips):
     assert bench.trips() == trips
 
 
+def test_without_a_debounce_one_sample_over_the_limit_trips_and_none_arms(gunguard_bench):
+    """force_debounce_ms: 0 is valid: no time above the limit is tolerated. Arming and
+    ticks under the limit are not overforce (a window with nothing above the limit has
+    reached no debounce, not a zero one), and the first tick above it trips."""
+    raw = ACHILLES.model_dump(mode="json")
+    raw["limits"]["force_debounce_ms"] = 0.0
+    bench = gunguard_bench(configfile.validate(raw, "no-debounce"))
+    bench.gun(ppm=0, force_n=30)
+    bench.run(0.5)
+    assert bench.select("calf-left") is None
+    assert bench.power_on
+    bench.run(0.5)
+    assert bench.trips() == []
+    bench.gun(force_n=90.3)
+    bench.run(0.0015)
+    assert only_trip(bench).fields["reason"] == "overforce"
+    assert not bench.power_on
+
+
 def test_short_over_force_stints_add_up_within_a_second(bench):
     """60 ms bursts far above the limit, each under the debounce, less than half of the
     time: within any second they spend well over 100 ms above it."""
