@@ -72,14 +72,14 @@ pictures: $(STAMP)
 TEST_JOBS ?= auto
 test: $(STAMP)
 	$(BIN)/ruff check controller hardware tests bench tools
-	$(BIN)/pytest -q -n $(TEST_JOBS)
+	$(BIN)/pytest -q -n $(TEST_JOBS) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check controller hardware tests bench tools
 	$(BIN)/ruff format --check controller hardware tests bench tools
 
 ## make bench: every benchmark (bench/results/latest.md), then the fault campaign
-## (bench/results/faults.md). About 20 minutes; run it on an otherwise idle machine.
+## (bench/results/faults.md). About 30 minutes; run it on an otherwise idle machine.
 bench: $(STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.faults

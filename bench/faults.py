@@ -150,11 +150,11 @@ FAULTS: tuple[Fault, ...] = (
             ),
         ),
         "supervisor.py:Supervisor.on_tach_edge: an interval shorter than any motor makes "
-        "(min_pulse_interval)",
+        "(min_pulse_interval), or one whole percussion faster than 1.25 x hardware_max_ppm",
         "pin off on that edge, trip latched",
         VIRTUAL,
         "the first spurious pulse that makes an edge (one inside a real pulse makes none)",
-        says="noise on the tach line|above hardware_max_ppm",
+        says="noise on the tach line|above hardware_max_ppm|which no motor makes",
     ),
     Fault(
         "tach_disconnected",

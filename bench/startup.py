@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -107,17 +108,37 @@ def peak_rss() -> dict[str, Any]:
             text=True,
         )
         assert proc.stdout is not None
+        # The daemon's own high-water mark, read while it runs: its ru_maxrss would
+        # start from this (large) bench process's size, which a fork carries past exec.
+        hwm = [0]
+        watcher = threading.Thread(target=_watch_hwm, args=(proc, hwm), daemon=True)
+        watcher.start()
         output = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
+        watcher.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - started
     return {
-        "maxrss_kib": usage.ru_maxrss,
+        "maxrss_kib": hwm[0],
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "wall_s": wall,
         "exit": proc.returncode,
         "trips": [ln for ln in output.splitlines() if "TRIP" in ln],
     }
+
+
+def _watch_hwm(proc: subprocess.Popen[str], hwm: list[int]) -> None:
+    """Keep ``hwm[0]`` at the process's VmHWM (KiB) until it exits."""
+    path = f"/proc/{proc.pid}/status"
+    while proc.returncode is None:
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        hwm[0] = max(hwm[0], int(line.split()[1]))
+        except (OSError, ValueError):
+            return  # gone (or a zombie with no memory left to read)
+        time.sleep(0.02)
 
 
 # -- first loop gap (worker process) ------------------------------------------------------

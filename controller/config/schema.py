@@ -276,7 +276,7 @@ class LimitsConfig(_Strict):
         description=(
             "Force above the region's `max_force_n` for this long in total within the "
             "last 1 s (short bursts add up), or a mean force over the last 1 s above "
-            "it: trip `overforce`."
+            "it: trip `overforce`. With 0 the first tick above the limit trips."
         ),
     )
     force_frozen_s: PositiveFloat = Field(
