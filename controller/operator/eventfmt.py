@@ -7,6 +7,7 @@ from typing import Any
 
 from gunguard.core import events
 from gunguard.core.events import Event
+from gunguard.operator.units import percent
 
 
 def human(event: Event) -> str:
@@ -82,7 +83,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         bands = ", ".join(f"{s:.1f}" for s in d["seconds_by_band"])
         note = "  (under-dosed: below the effective minimum)" if d.get("under_dosed") else ""
         lines.append(
-            f"  {region:<16} contact {d['contact_seconds']:7.1f} s  dose {d['dose']:.3f}"
+            f"  {region:<16} contact {d['contact_seconds']:7.1f} s  dose {percent(d['dose'])}"
             f"  s/band [{bands}]{note}"
         )
     if not summary["regions"]:
