@@ -14,34 +14,16 @@ from __future__ import annotations
 
 import logging
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Section, Table, Target
-from bench.simspeed import _gunguard
+from bench.simspeed import time_simulate
 
 SCENARIO = ROOT / "examples" / "achilles-calf-4-weeks.yaml"
 TARGET = Target("<=", 30.0)  # seconds, issue 14
-
-
-def _cli_once(config: str | None = None) -> float:
-    started = time.perf_counter()
-    more = [] if config is None else ["--config", config]
-    out = subprocess.run(
-        [_gunguard(), "simulate", str(SCENARIO), "--json", *more],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    wall = time.perf_counter() - started
-    if out.returncode != 0:
-        raise RuntimeError(f"gunguard simulate exited {out.returncode}: {out.stderr[-1000:]}")
-    return wall
 
 
 def _in_process() -> dict[str, Any]:
@@ -98,9 +80,11 @@ def _slow_loop_config(folder: Path) -> str:
 def plan_simulation(repeats: int) -> Section:
     section = Section("plan_4_weeks", "A four-week treatment plan in virtual time")
     started = time.perf_counter()
-    cli = [_cli_once() for _ in range(repeats)]
+    cli = [time_simulate(SCENARIO, timeout=1800.0) for _ in range(repeats)]
     with tempfile.TemporaryDirectory(prefix="gunguard-bench-") as tmp:
-        slow_loop = _cli_once(_slow_loop_config(Path(tmp)))
+        slow_loop = time_simulate(
+            SCENARIO, "--config", _slow_loop_config(Path(tmp)), timeout=1800.0
+        )
     inproc = _in_process()
     median = statistics.median(cli)
     per_tick_us = inproc["wall_s"] / max(1, inproc["ticks_run"]) * 1e6

@@ -28,14 +28,15 @@ def _gunguard() -> str:
     return str(exe) if exe.exists() else "gunguard"
 
 
-def _cli_once() -> float:
+def time_simulate(scenario: Path, *more: str, timeout: float = 600.0) -> float:
+    """Wall seconds of ``gunguard simulate SCENARIO --json [more]`` as a user runs it."""
     started = time.perf_counter()
     out = subprocess.run(
-        [_gunguard(), "simulate", str(SCENARIO), "--json"],
+        [_gunguard(), "simulate", str(scenario), "--json", *more],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
     wall = time.perf_counter() - started
@@ -90,7 +91,7 @@ def simulate_speed(repeats: int) -> Section:
     from gunguard.sim.scenario import load_scenario
 
     duration = load_scenario(SCENARIO).duration
-    cli = [_cli_once() for _ in range(repeats)]
+    cli = [time_simulate(SCENARIO) for _ in range(repeats)]
     inproc = [in_process_once(False) for _ in range(repeats)]
     in_ledger = [in_process_once(True)[0] for _ in range(repeats)]
     cli_median = statistics.median(cli)
