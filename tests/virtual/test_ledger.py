@@ -33,6 +33,19 @@ from gunguard.store.ledger import Ledger, StorageFault
 from tests.waiting import wait_for
 
 CFG = GunguardConfig()
+# A fifth of the default allowances (1 minute at <= 2400 ppm): for the tests that use a
+# whole dose up and only care that it is used up, so they play a minute, not five.
+SHORT = GunguardConfig.model_validate(
+    {
+        "limits": {
+            "bands": [
+                {"up_to_ppm": 2400, "max_minutes": 1.0},
+                {"up_to_ppm": 3200, "max_minutes": 0.4},
+            ]
+        }
+    }
+)
+SHORT_ALLOWANCE_S = 60.0
 LOW = bucket_of(2200)  # a rate bucket of the low band
 LIMITS = resolve_limits(CFG)
 REST = 48 * 3600.0
@@ -125,18 +138,18 @@ def test_counted_contact_is_stored_exactly(make_bench, db):
 
 
 def test_restart_in_the_middle_of_a_treatment_keeps_the_dose(make_bench, db):
-    bench = make_bench()
-    treat(bench, 100.0)
+    bench = make_bench(cfg=SHORT)
+    treat(bench, 20.0)
     before = list(sup_seconds(bench))
     restart_at = bench.now
     bench.restart()
     assert bench.supervisor.doses() == {}  # a new daemon...
     assert bench.select(REGION) is None
     assert sup_seconds(bench) == before  # ...that continues the stored treatment
-    bench.run(300.0)
+    bench.run(SHORT_ALLOWANCE_S)
     trip = bench.first("trip", reason="region_dose")
     assert trip is not None
-    due = restart_at + (300.0 - before[0])  # 5 min at <= 2400 ppm in total
+    due = restart_at + (SHORT_ALLOWANCE_S - before[0])  # the allowance in total
     assert due <= trip.t <= due + 0.6  # + spin-up after the restart
     bench.book.flush()
     assert [s for *_, s in stored_seconds(db)] == sup_seconds(bench)
@@ -158,8 +171,8 @@ def test_restarts_neither_lose_nor_double_count(make_bench, db):
 
 
 def test_a_used_up_dose_stays_used_up_after_a_restart(make_bench, db):
-    bench = make_bench()
-    treat(bench, 302.0)
+    bench = make_bench(cfg=SHORT)
+    treat(bench, SHORT_ALLOWANCE_S + 2.0)
     assert bench.trips() == ["region_dose"]
     assert bench.reset()
     bench.restart()
@@ -725,23 +738,28 @@ def of(lines: list[dict], event: str, **fields) -> list[dict]:
 
 
 def test_simulate_restart_mid_treatment_keeps_the_dose(tmp_path):
+    (tmp_path / "short.yaml").write_text(
+        "limits:\n  bands:\n    - {up_to_ppm: 2400, max_minutes: 1.0}\n"
+        "    - {up_to_ppm: 3200, max_minutes: 0.4}\n"
+    )
     lines, _ = simulate(
         tmp_path,
         """\
-        duration: 400
+        config: short.yaml
+        duration: 100
         steps:
           - {at: 0, region: calf-left}
           - {at: 0, gun: {ppm: 2200, force_n: 30}}
-          - {at: 100, restart: true}
-          - {at: 100, region: calf-left}
+          - {at: 20, restart: true}
+          - {at: 20, region: calf-left}
         expect:
-          - {trip: region_dose, between: [300.0, 301.0]}
+          - {trip: region_dose, between: [60.0, 61.0]}
         """,
     )
-    assert of(lines, "restart") == [{"t": 100.0, "event": "restart"}]
+    assert of(lines, "restart") == [{"t": 20.0, "event": "restart"}]
     (trip,) = of(lines, "trip")
     assert trip["reason"] == "region_dose"
-    assert 300.0 <= trip["t"] <= 301.0  # 5 minutes across the restart, not 5 after it
+    assert 60.0 <= trip["t"] <= 61.0  # the minute across the restart, not a minute after it
     assert lines[-1]["regions"]["calf-left"]["dose"] >= 1.0
 
 
@@ -819,14 +837,14 @@ def test_simulate_db_keeps_history_between_runs_and_a_bad_db_is_refused(tmp_path
 
 def test_simulate_is_deterministic(tmp_path):
     scenario = """\
-    duration: 200
+    duration: 120
     steps:
       - {at: 0, region: calf-left}
       - {at: 0, gun: {ppm: 2200, force_n: 30}}
-      - {at: 50, restart: true}
-      - {at: 51, region: calf-left}
-      - {at: 100, wall_clock: "+49h"}
-      - {at: 150, wall_clock: "-2h"}
+      - {at: 30, restart: true}
+      - {at: 31, region: calf-left}
+      - {at: 60, wall_clock: "+49h"}
+      - {at: 90, wall_clock: "-2h"}
     """
     first, _ = simulate(tmp_path, scenario)
     second, _ = simulate(tmp_path, scenario)
@@ -910,8 +928,8 @@ def test_a_simulated_gun_never_writes_into_the_real_history(tmp_path):
 
 
 def test_a_long_running_daemon_starts_a_new_treatment_after_the_rest(make_bench):
-    bench = make_bench()
-    treat(bench, 302.0)  # the dose is used up: region_dose
+    bench = make_bench(cfg=SHORT)
+    treat(bench, SHORT_ALLOWANCE_S + 2.0)  # the dose is used up: region_dose
     assert bench.reset()
     bench.clock.advance(49 * 3600.0)  # the daemon idles for 49 h (monotonic time passes)
     assert bench.book.current(REGION, bench.clock.wall()) is None  # a new treatment
