@@ -625,6 +625,23 @@ class VirtualRun:
         dose = self.bench.supervisor.doses().get(REGION)
         return 0.0 if dose is None else dose.contact_seconds
 
+    def continuation(
+        self, fault: str, seed: int, counted: float, refusal: object | None
+    ) -> Outcome:
+        """The outcome of arming again after a clock or restart fault: nothing to cut, so
+        no cut is measured; what counts is whether the treatment continues with its
+        counted dose (``counted``, before the fault) or starts again from less."""
+        out = self.outcome(fault, seed, dose=False)
+        out.power_off_s = out.motor_stop_s = None
+        out.recovered = refusal is None
+        continued = self.counted() if refusal is None else 0.0
+        out.counted_s, out.stored_s = counted, continued
+        out.dose_lost_s = counted - continued  # what the next arming starts from
+        bench = self.bench
+        bench.select(None)
+        out.power_off_at_end = not bench.power_on and bench.rig.switch.pin_is_inactive()
+        return out
+
     def hazard(self, t: float | None = None) -> None:
         """The hazard begins at ``t`` (default now): measurements start."""
         self.hazard_t = self.bench.now if t is None else t
@@ -847,15 +864,7 @@ def _v_clock(step_s: float, fault_id: str) -> Any:
             if refusal is not None:  # the clock is not trusted until NTP puts it right
                 bench.step_wall(-step_s)
                 refusal = bench.select(REGION)
-            out = run.outcome(fault_id, seed, dose=False)
-            out.power_off_s = out.motor_stop_s = None  # nothing to cut: no cut is measured
-            out.recovered = refusal is None
-            continued = run.counted() if refusal is None else 0.0
-            out.counted_s, out.stored_s = counted, continued
-            out.dose_lost_s = counted - continued  # what the next arming starts from
-            bench.select(None)
-            out.power_off_at_end = not bench.power_on and bench.rig.switch.pin_is_inactive()
-            return out
+            return run.continuation(fault_id, seed, counted, refusal)
 
     return runner
 
@@ -1269,15 +1278,7 @@ def _v_restart_clock_forward(seed: int, workdir: Path) -> Outcome:
         bench.step_wall(49 * 3600.0)
         run.hazard()
         refusal = bench.select(REGION)
-        out = run.outcome("restart_clock_forward", seed, dose=False)
-        out.power_off_s = out.motor_stop_s = None  # nothing to cut: no cut is measured
-        out.recovered = refusal is None
-        continued = run.counted() if refusal is None else 0.0
-        out.counted_s, out.stored_s = counted, continued
-        out.dose_lost_s = counted - continued  # what the next arming starts from
-        bench.select(None)
-        out.power_off_at_end = not bench.power_on and bench.rig.switch.pin_is_inactive()
-        return out
+        return run.continuation("restart_clock_forward", seed, counted, refusal)
 
 
 RUNNERS: dict[str, Callable[[int, Path], Outcome]] = {

@@ -92,6 +92,19 @@ def installed(wheel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
+def run_probe(installed: Path, probe: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``probe`` run by the installed copy's Python, from ``cwd``; it must succeed."""
+    done = subprocess.run(
+        [str(installed / "bin" / "python"), "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_an_installed_copy_finds_its_configs_by_name(installed, tmp_path):
     probe = (
         "import json, gunguard, gunguard.config.loader as c\n"
@@ -100,14 +113,7 @@ def test_an_installed_copy_finds_its_configs_by_name(installed, tmp_path):
         "  'names': c.shipped_names(), 'resolved': str(c.resolve('default')),\n"
         "  'allowed': sorted(n for n, r in cfg.regions.items() if r.allowed)}))\n"
     )
-    done = subprocess.run(
-        [str(installed / "bin" / "python"), "-c", probe],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_probe(installed, probe, tmp_path)
     found = json.loads(done.stdout)
     (site,) = installed.glob("lib/python*/site-packages")
     assert found["module"] == str(site / "gunguard" / "__init__.py")
@@ -122,20 +128,11 @@ def test_an_installed_copy_simulates_its_example_scenarios_by_name(installed, tm
     probe = (
         "import sys\nfrom gunguard.cli import main\nsys.exit(main(['simulate', 'demo-session']))\n"
     )
-    done = subprocess.run(
-        [str(installed / "bin" / "python"), "-c", probe],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_probe(installed, probe, tmp_path)
     assert "  trips: overspeed, overforce" in done.stdout
     assert "expect trip: overforce between 17 and 17.5 s: ok" in done.stderr
     probe = "from gunguard.sim.scenario import example_names\nprint(example_names())\n"
-    names = subprocess.run(
-        [str(installed / "bin" / "python"), "-c", probe], capture_output=True, text=True
-    ).stdout
+    names = run_probe(installed, probe, tmp_path).stdout
     assert names.strip() == "['achilles-calf-4-weeks', 'demo-live', 'demo-session']"
 
 
@@ -189,12 +186,5 @@ def test_loading_the_plugin_imports_nothing_heavy(installed, tmp_path):
         "print(sorted(m for m in ('gpiozero', 'pydantic', 'serial', 'yaml', 'gunguard.sim',"
         " 'gunguard.core') if m in sys.modules))\n"
     )
-    done = subprocess.run(
-        [str(installed / "bin" / "python"), "-c", probe],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_probe(installed, probe, tmp_path)
     assert done.stdout.strip() == "[]"
